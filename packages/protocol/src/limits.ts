@@ -1,0 +1,27 @@
+/**
+ * Bounds on what a request may ask for. They live here so the gateway's validation, the OpenAPI document and
+ * the SDK's client-side checks all agree.
+ */
+export const LIMITS = {
+  /** Longest an execution may run: one day. */
+  maxTimeoutMs: 24 * 60 * 60 * 1000,
+  defaultTimeoutMs: 30_000,
+  minMemoryMb: 6,
+  maxMemoryMb: 256 * 1024,
+  maxCpuCores: 256,
+  maxPidsLimit: 1_000_000,
+  /** Longest a persistent sandbox may sit idle before it is stopped: 30 days (0 turns idle stopping off). */
+  maxIdleTimeoutS: 30 * 24 * 60 * 60,
+  /** Largest stdin accepted in a REST body. */
+  maxStdinBytes: 16 * 1024 * 1024,
+  /** Output kept per stream in a REST answer; beyond it the stream is cut and `*_truncated` is true. */
+  outputCapBytes: 16 * 1024 * 1024,
+  maxEnvEntries: 1024,
+  maxArgvEntries: 4096,
+  maxCommandBytes: 1024 * 1024,
+  maxPtyCols: 1000,
+  maxPtyRows: 1000,
+} as const;
+
+export const DEFAULT_IMAGE = 'faas/busybox:latest';
+export const DEFAULT_WORKING_DIR = '/workspace';

@@ -1,0 +1,148 @@
+/**
+ * REST bodies of /api/v1. One schema validates a request in the gateway, documents it in OpenAPI and types it in
+ * the SDK. Field names are snake_case on the wire.
+ */
+import { z } from 'zod';
+import { DEFAULT_IMAGE, LIMITS } from './limits.js';
+
+export const EXECUTION_MODES = ['ephemeral', 'cached', 'checkpointed', 'branched', 'persistent'] as const;
+export const ExecutionMode = z.enum(EXECUTION_MODES).describe('How the sandbox lives and what is kept after the run.');
+export type ExecutionMode = z.infer<typeof ExecutionMode>;
+
+export const NetworkMode = z.enum(['none', 'bridge']).describe('`none` (default): no network at all. `bridge`: outbound access.');
+export type NetworkMode = z.infer<typeof NetworkMode>;
+
+const imageField = z.string().min(1).max(512).describe(`Image to run (default \`${DEFAULT_IMAGE}\`); any image present in the engine.`);
+const envField = z
+  .record(z.string().regex(/^[^=\0]+$/, 'env names must be non-empty and contain no "=" or NUL'), z.string().max(128 * 1024))
+  .refine((env) => Object.keys(env).length <= LIMITS.maxEnvEntries, `at most ${LIMITS.maxEnvEntries} env entries`)
+  .describe('Environment variables added to the process.');
+const workingDirField = z.string().startsWith('/', 'working_dir must be an absolute path').max(4096);
+const commandField = z.string().min(1, 'command must not be empty').max(LIMITS.maxCommandBytes).describe('Run with /bin/sh -c.');
+const argvField = z
+  .array(z.string().max(LIMITS.maxCommandBytes))
+  .min(1, 'argv must name a program')
+  .max(LIMITS.maxArgvEntries)
+  .refine((argv) => argv[0] !== '', 'argv[0] must not be empty')
+  .describe('Program and arguments, run without a shell.');
+
+/** What to run: exactly one of `command` and `argv`, plus its environment and limits in time. */
+export const ProcessFields = {
+  command: commandField.optional(),
+  argv: argvField.optional(),
+  env: envField.optional(),
+  working_dir: workingDirField.optional().describe('Directory to run in (default /workspace).'),
+  stdin: z.string().max(LIMITS.maxStdinBytes).optional().describe('Sent to the process, then end of input.'),
+  timeout_ms: z
+    .number()
+    .int()
+    .min(1)
+    .max(LIMITS.maxTimeoutMs)
+    .optional()
+    .describe(`Kill the whole process tree after this long (default ${LIMITS.defaultTimeoutMs}).`),
+};
+
+/** Limits enforced by the kernel on the whole sandbox. */
+export const ResourceFields = {
+  memory_mb: z.number().int().min(LIMITS.minMemoryMb).max(LIMITS.maxMemoryMb).optional().describe('Memory limit; exceeding it OOM-kills.'),
+  cpu_cores: z.number().positive().max(LIMITS.maxCpuCores).optional().describe('CPU cap in cores (fractions allowed).'),
+  pids_limit: z.number().int().min(1).max(LIMITS.maxPidsLimit).optional().describe('Most processes and threads at once.'),
+  network: NetworkMode.optional(),
+};
+
+function exactlyOneCommand(body: { command?: string | undefined; argv?: string[] | undefined }): boolean {
+  return (body.command === undefined) !== (body.argv === undefined);
+}
+const oneCommandIssue = { message: 'give exactly one of `command` (a shell string) or `argv` (an array)', path: ['command'] };
+
+export const ExecuteRequest = z
+  .strictObject({
+    ...ProcessFields,
+    ...ResourceFields,
+    image: imageField.optional(),
+    mode: ExecutionMode.optional().describe('Default `ephemeral`.'),
+  })
+  .refine(exactlyOneCommand, oneCommandIssue);
+export type ExecuteRequest = z.infer<typeof ExecuteRequest>;
+
+export const ExecuteResult = z.object({
+  id: z.string().describe('Execution id.'),
+  mode: ExecutionMode,
+  exit_code: z.number().int().describe('The exit status; 128+N when killed by signal N (as a shell reports it).'),
+  signal: z.string().nullable().describe('Name of the signal that killed the process, e.g. SIGKILL, or null.'),
+  stdout: z.string(),
+  stderr: z.string(),
+  stdout_truncated: z.boolean(),
+  stderr_truncated: z.boolean(),
+  duration_ms: z.number(),
+  timed_out: z.boolean(),
+  oom_killed: z.boolean(),
+  container_id: z.string().optional().describe('The sandbox it ran in, for persistent mode.'),
+});
+export type ExecuteResult = z.infer<typeof ExecuteResult>;
+
+export const CONTAINER_STATUSES = ['creating', 'running', 'stopped', 'lost'] as const;
+export const ContainerStatus = z.enum(CONTAINER_STATUSES);
+export type ContainerStatus = z.infer<typeof ContainerStatus>;
+
+export const CreateContainerRequest = z
+  .strictObject({
+    ...ResourceFields,
+    image: imageField.optional(),
+    command: commandField.optional().describe('A command kept running in the sandbox; by default none is needed.'),
+    argv: argvField.optional(),
+    env: envField.optional(),
+    working_dir: workingDirField.optional(),
+    idle_timeout_s: z
+      .number()
+      .int()
+      .min(0)
+      .max(LIMITS.maxIdleTimeoutS)
+      .optional()
+      .describe('Stop the sandbox after this long without activity; 0 never stops it (default 0).'),
+  })
+  .refine((b) => !(b.command !== undefined && b.argv !== undefined), { message: 'give `command` or `argv`, not both', path: ['command'] });
+export type CreateContainerRequest = z.infer<typeof CreateContainerRequest>;
+
+export const Limits = z.object({
+  memory_mb: z.number().nullable(),
+  cpu_cores: z.number().nullable(),
+  pids_limit: z.number().nullable(),
+  network: NetworkMode,
+});
+export type Limits = z.infer<typeof Limits>;
+
+export const Container = z.object({
+  id: z.string(),
+  status: ContainerStatus,
+  image: z.string(),
+  command: z.array(z.string()).nullable(),
+  env: z.record(z.string(), z.string()),
+  working_dir: z.string(),
+  limits: Limits,
+  idle_timeout_s: z.number(),
+  created_at: z.string().describe('ISO 8601.'),
+  last_active_at: z.string().describe('ISO 8601.'),
+  stopped_reason: z.string().nullable().describe('Why it stopped: `request`, `idle`, `engine` (it died), or null.'),
+});
+export type Container = z.infer<typeof Container>;
+
+export const ContainerList = z.object({ containers: z.array(Container) });
+export type ContainerList = z.infer<typeof ContainerList>;
+
+export const ContainerExecRequest = z.strictObject({ ...ProcessFields }).refine(exactlyOneCommand, oneCommandIssue);
+export type ContainerExecRequest = z.infer<typeof ContainerExecRequest>;
+
+export const ErrorBody = z.object({
+  error: z.string().describe('A stable machine-readable code, e.g. `validation_error`.'),
+  message: z.string().describe('What went wrong, naming the field or id, and what to do.'),
+  field: z.string().optional().describe('The request field at fault, for validation errors.'),
+});
+export type ErrorBody = z.infer<typeof ErrorBody>;
+
+export const HealthStatus = z.object({
+  status: z.enum(['ok', 'unavailable']),
+  runtime: z.string(),
+  engine: z.object({ reachable: z.boolean(), version: z.string().nullable(), error: z.string().nullable() }),
+});
+export type HealthStatus = z.infer<typeof HealthStatus>;

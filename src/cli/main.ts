@@ -1,0 +1,40 @@
+/**
+ * Entry of the `faas` command. Each subcommand lives in its own module under ./commands and is loaded only when
+ * used, so `faas storage ...` does not pay for the gateway and `faas run` does not open the database.
+ */
+import { CliError, type Command } from './command.js';
+
+const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
+  serve: () => import('./commands/serve.js'),
+  storage: () => import('./commands/storage.js'),
+};
+
+function usage(): string {
+  const lines = Object.keys(COMMANDS)
+    .sort()
+    .map((name) => `  faas ${name}`);
+  return ['Usage: faas <command> [options]', '', 'Commands:', ...lines, '', 'Run `faas <command> --help` for its options.'].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const load = COMMANDS[name];
+  if (!load) {
+    console.error(`faas: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  const { command } = await load();
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof CliError) {
+      console.error(`faas ${name}: ${err.message}`);
+      return err.exitCode;
+    }
+    throw err;
+  }
+}
