@@ -6,6 +6,7 @@ import { CliError, type Command } from './command.js';
 
 const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   serve: () => import('./commands/serve.js'),
+  images: () => import('./commands/images.js'),
   storage: () => import('./commands/storage.js'),
 };
 

@@ -1,0 +1,74 @@
+/**
+ * Gateway configuration: command-line flags over environment variables over defaults. Every value is checked
+ * here, so a typo fails at start with a message naming the flag or variable rather than deep inside a request.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface GatewayConfig {
+  host: string;
+  port: number;
+  dataDir: string;
+  /** Host path of the static in-sandbox agent binary. */
+  agentPath: string;
+  /** Interval of `heartbeat` events on WebSocket streams. */
+  heartbeatMs: number;
+  /** How often idle persistent sandboxes are looked for. */
+  idleCheckMs: number;
+  /** Unsent bytes a WebSocket client may fall behind by before it is disconnected. */
+  wsMaxBufferedBytes: number;
+  /** Docker Engine socket. */
+  dockerSocket: string;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+/** The repository (or installed package) root: bin/, agent/ and dist/ hang from it. */
+export const PACKAGE_ROOT = findPackageRoot(path.dirname(fileURLToPath(import.meta.url)));
+
+function findPackageRoot(from: string): string {
+  let dir = from;
+  for (;;) {
+    const pkg = path.join(dir, 'package.json');
+    if (fs.existsSync(pkg) && JSON.parse(fs.readFileSync(pkg, 'utf8')).name === 'faas-platform') return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error(`cannot find the faas-platform package root above ${from}`);
+    dir = parent;
+  }
+}
+
+export const DEFAULT_AGENT_PATH = path.join(PACKAGE_ROOT, 'agent', 'build', 'faas-agent');
+
+export interface ConfigInput {
+  host?: string | undefined;
+  port?: string | number | undefined;
+  dataDir?: string | undefined;
+  heartbeatMs?: string | number | undefined;
+}
+
+function intFrom(name: string, raw: string | number | undefined, fallback: number, min: number, max: number): number {
+  if (raw === undefined || raw === '') return fallback;
+  const value = typeof raw === 'number' ? raw : Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new Error(`${name} must be a whole number from ${min} to ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const logLevel = (env.FAAS_LOG_LEVEL ?? 'info') as GatewayConfig['logLevel'];
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
+    throw new Error(`FAAS_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent; got "${logLevel}"`);
+  }
+  return {
+    host: input.host ?? env.FAAS_HOST ?? '127.0.0.1',
+    port: intFrom('--port / FAAS_PORT', input.port ?? env.FAAS_PORT, 8080, 0, 65535),
+    dataDir: path.resolve(input.dataDir ?? env.FAAS_DATA_DIR ?? '.faas'),
+    agentPath: path.resolve(env.FAAS_AGENT_PATH ?? DEFAULT_AGENT_PATH),
+    heartbeatMs: intFrom('--heartbeat-ms / FAAS_HEARTBEAT_MS', input.heartbeatMs ?? env.FAAS_HEARTBEAT_MS, 15_000, 100, 3_600_000),
+    idleCheckMs: intFrom('FAAS_IDLE_CHECK_MS', env.FAAS_IDLE_CHECK_MS, 5_000, 100, 3_600_000),
+    wsMaxBufferedBytes: intFrom('FAAS_WS_MAX_BUFFERED_BYTES', env.FAAS_WS_MAX_BUFFERED_BYTES, 16 * 1024 * 1024, 64 * 1024, 1024 ** 3),
+    dockerSocket: env.FAAS_DOCKER_SOCKET ?? (env.DOCKER_HOST?.startsWith('unix://') ? env.DOCKER_HOST.slice(7) : '/var/run/docker.sock'),
+    logLevel,
+  };
+}

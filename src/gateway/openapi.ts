@@ -1,0 +1,124 @@
+/**
+ * The OpenAPI 3.1 document, generated from the same zod schemas that validate requests. A test compares it with
+ * the routes the gateway really serves, so the two cannot drift apart.
+ */
+import {
+  Container,
+  ContainerExecRequest,
+  ContainerList,
+  CreateContainerRequest,
+  ERROR_CODES,
+  ErrorBody,
+  ExecuteRequest,
+  ExecuteResult,
+  HealthStatus,
+  StreamCommand,
+  StreamEvent,
+} from '@faas/protocol';
+import { z } from 'zod';
+
+interface Operation {
+  method: 'get' | 'post' | 'delete';
+  path: string;
+  summary: string;
+  body?: z.ZodType;
+  ok: { status: number; schema?: z.ZodType; description: string };
+  ndjson?: boolean;
+  errors: Array<keyof typeof ERROR_CODES>;
+}
+
+const common: Array<keyof typeof ERROR_CODES> = ['internal_error', 'engine_unavailable'];
+
+export const OPERATIONS: Operation[] = [
+  {
+    method: 'post',
+    path: '/api/v1/execute',
+    summary: 'Run a command in a sandbox. With Accept: application/x-ndjson the answer streams events, ending with `exit`.',
+    body: ExecuteRequest,
+    ok: { status: 200, schema: ExecuteResult, description: 'The command ran (whatever its exit code).' },
+    ndjson: true,
+    errors: ['validation_error', 'invalid_json', 'mode_not_available', 'image_not_found', ...common],
+  },
+  {
+    method: 'post',
+    path: '/api/v1/containers',
+    summary: 'Create a persistent sandbox.',
+    body: CreateContainerRequest,
+    ok: { status: 201, schema: Container, description: 'The sandbox runs.' },
+    errors: ['validation_error', 'invalid_json', 'image_not_found', ...common],
+  },
+  { method: 'get', path: '/api/v1/containers', summary: 'List persistent sandboxes.', ok: { status: 200, schema: ContainerList, description: 'All sandboxes.' }, errors: common },
+  { method: 'get', path: '/api/v1/containers/{id}', summary: 'One sandbox.', ok: { status: 200, schema: Container, description: 'The sandbox.' }, errors: ['not_found', ...common] },
+  {
+    method: 'post',
+    path: '/api/v1/containers/{id}/exec',
+    summary: 'Run a command in a running sandbox; NDJSON streaming as for execute.',
+    body: ContainerExecRequest,
+    ok: { status: 200, schema: ExecuteResult, description: 'The command ran.' },
+    ndjson: true,
+    errors: ['validation_error', 'invalid_json', 'not_found', 'conflict', ...common],
+  },
+  { method: 'post', path: '/api/v1/containers/{id}/stop', summary: 'Stop every process; the filesystem stays.', ok: { status: 200, schema: Container, description: 'Stopped.' }, errors: ['not_found', ...common] },
+  { method: 'post', path: '/api/v1/containers/{id}/resume', summary: 'Start a stopped sandbox again.', ok: { status: 200, schema: Container, description: 'Running.' }, errors: ['not_found', 'conflict', ...common] },
+  { method: 'delete', path: '/api/v1/containers/{id}', summary: 'Remove the sandbox and its container.', ok: { status: 204, description: 'Gone.' }, errors: ['not_found', ...common] },
+  {
+    method: 'get',
+    path: '/api/v1/containers/{id}/stream',
+    summary: 'WebSocket: StreamEvent messages from the sandbox, StreamCommand messages to it (see components).',
+    ok: { status: 101, description: 'Switching to the WebSocket protocol.' },
+    errors: ['not_found', ...common],
+  },
+  { method: 'get', path: '/health', summary: 'Probes the engine; 503 when it is unreachable.', ok: { status: 200, schema: HealthStatus, description: 'Healthy.' }, errors: ['engine_unavailable'] },
+  { method: 'get', path: '/metrics', summary: 'Prometheus metrics (text format).', ok: { status: 200, description: 'Metrics.' }, errors: [] },
+  { method: 'get', path: '/api/v1/openapi.json', summary: 'This document.', ok: { status: 200, description: 'OpenAPI 3.1.' }, errors: [] },
+];
+
+const jsonSchema = (schema: z.ZodType, io: 'input' | 'output') => z.toJSONSchema(schema, { io, unrepresentable: 'any' });
+
+let cached: object | undefined;
+
+export function openApiDocument(): object {
+  if (cached) return cached;
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const op of OPERATIONS) {
+    const responses: Record<string, unknown> = {
+      [op.ok.status]: {
+        description: op.ok.description,
+        ...(op.ok.schema
+          ? {
+              content: {
+                'application/json': { schema: jsonSchema(op.ok.schema, 'output') },
+                ...(op.ndjson ? { 'application/x-ndjson': { schema: { $ref: '#/components/schemas/StreamEvent' } } } : {}),
+              },
+            }
+          : {}),
+      },
+    };
+    for (const code of op.errors) {
+      const status = String(ERROR_CODES[code].status);
+      const existing = responses[status] as { description: string } | undefined;
+      const description = `${existing ? `${existing.description} ` : ''}\`${code}\`: ${ERROR_CODES[code].when}`;
+      responses[status] = { description, content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorBody' } } } };
+    }
+    const params = [...op.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+    (paths[op.path] ??= {})[op.method] = {
+      summary: op.summary,
+      ...(params.length ? { parameters: params } : {}),
+      ...(op.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(op.body, 'input') } } } } : {}),
+      responses,
+    };
+  }
+  cached = {
+    openapi: '3.1.0',
+    info: { title: 'faas gateway', version: '0.1.0', description: 'Run untrusted code in isolated sandboxes; stream what happens inside.' },
+    paths,
+    components: {
+      schemas: {
+        ErrorBody: jsonSchema(ErrorBody, 'output'),
+        StreamEvent: jsonSchema(StreamEvent, 'output'),
+        StreamCommand: jsonSchema(StreamCommand, 'input'),
+      },
+    },
+  };
+  return cached;
+}

@@ -1,0 +1,135 @@
+/**
+ * GET /api/v1/containers/:id/stream: the WebSocket protocol. Every client sees every event of the sandbox; the
+ * commands it sends are parsed here and carried out by the sandbox service.
+ *
+ * Slow clients: each client's unsent bytes are bounded (FAAS_WS_MAX_BUFFERED_BYTES, 16 MiB by default). A client
+ * that falls further behind is disconnected with close code 1013 and a reason saying so; others are never held up
+ * and the gateway's memory never grows without bound.
+ */
+import type { FastifyInstance } from 'fastify';
+import { type StreamCommand, type StreamEvent, StreamCommand as StreamCommandSchema } from '@faas/protocol';
+import type { WebSocket } from 'ws';
+import { FaasError, errorMessage } from '../errors.js';
+import type { Platform } from '../platform/platform.js';
+import { shellArgv } from '../platform/sandboxes.js';
+import { validationError } from './errors.js';
+import { IdParams } from './routes/containers.js';
+
+export const CLOSE_TOO_SLOW = 1013;
+
+export function streamRoutes(app: FastifyInstance, platform: Platform): void {
+  const { sandboxes, config, metrics } = platform;
+
+  app.get(
+    '/api/v1/containers/:id/stream',
+    {
+      websocket: true,
+      // Answered before the upgrade, so an unknown id is a plain 404 JSON answer.
+      preValidation: async (request) => {
+        sandboxes.get(IdParams.parse(request.params).id);
+      },
+    },
+    (socket: WebSocket, request) => {
+      const { id } = IdParams.parse(request.params);
+      metrics.streamClients.inc();
+      let closed = false;
+
+      const send = (event: StreamEvent) => {
+        if (closed || socket.readyState !== socket.OPEN) return;
+        if (socket.bufferedAmount > config.wsMaxBufferedBytes) {
+          closed = true;
+          socket.close(CLOSE_TOO_SLOW, `client fell more than ${config.wsMaxBufferedBytes} bytes behind; reconnect`);
+          return;
+        }
+        socket.send(JSON.stringify(event));
+      };
+      const fail = (err: unknown, execId?: string) =>
+        send({
+          type: 'error',
+          message: errorMessage(err),
+          code: err instanceof FaasError ? err.code : 'internal_error',
+          ...(execId ? { exec_id: execId } : {}),
+        });
+
+      const unwatch = sandboxes.watch(id, send);
+      const unClosed = sandboxes.onClosed(id, () => socket.close(1000, `sandbox ${id} is gone`));
+      const heartbeat = setInterval(() => send({ type: 'heartbeat', ts: new Date().toISOString() }), config.heartbeatMs);
+
+      socket.on('message', (raw, isBinary) => {
+        let command: StreamCommand;
+        try {
+          if (isBinary) throw new FaasError('validation_error', 'binary messages are not understood; send JSON text');
+          let json: unknown;
+          try {
+            json = JSON.parse(raw.toString());
+          } catch {
+            throw new FaasError('invalid_json', 'the message is not JSON; send one JSON command such as {"type":"exec","command":"ls"}');
+          }
+          command = parseCommand(json);
+        } catch (err) {
+          fail(err);
+          return;
+        }
+        void handle(command).catch((err: unknown) => fail(err, 'exec_id' in command ? command.exec_id : undefined));
+      });
+
+      const handle = async (command: StreamCommand): Promise<void> => {
+        switch (command.type) {
+          case 'exec':
+            await sandboxes.startExec(id, {
+              argv: shellArgv(command.command),
+              env: command.env,
+              workingDir: command.working_dir,
+              timeoutMs: command.timeout_ms,
+              pty: command.pty ? { cols: command.cols ?? 80, rows: command.rows ?? 24 } : undefined,
+              interactive: true,
+              execId: command.exec_id,
+            });
+            return;
+          case 'stdin':
+            sandboxes.writeStdin(id, command.exec_id, command.data, command.eof ?? false);
+            return;
+          case 'signal':
+            sandboxes.signal(id, command.exec_id, command.signal);
+            return;
+          case 'resize':
+            sandboxes.resize(id, command.exec_id, command.cols, command.rows);
+            return;
+          case 'get_state':
+            send({ type: 'custom', name: 'state', data: await sandboxes.sandboxState(id) });
+            return;
+          case 'checkpoint':
+            throw new FaasError('mode_not_available', 'checkpoints are not available on this gateway yet');
+          case 'stop':
+            await sandboxes.stop(id);
+            return;
+        }
+      };
+
+      socket.on('close', () => {
+        closed = true;
+        clearInterval(heartbeat);
+        unwatch();
+        unClosed();
+        metrics.streamClients.dec();
+      });
+      socket.on('error', () => socket.terminate());
+    },
+  );
+}
+
+const COMMAND_TYPES = StreamCommandSchema.options.map((o) => o.shape.type.value);
+
+function parseCommand(json: unknown): StreamCommand {
+  const type = (json as { type?: unknown } | null)?.type;
+  if (typeof type !== 'string' || !COMMAND_TYPES.includes(type as StreamCommand['type'])) {
+    throw new FaasError(
+      'validation_error',
+      `unknown command type ${JSON.stringify(type ?? null)}; expected one of ${COMMAND_TYPES.join(', ')}`,
+      'type',
+    );
+  }
+  const result = StreamCommandSchema.safeParse(json);
+  if (!result.success) throw validationError(result.error, `the ${type} command`);
+  return result.data;
+}

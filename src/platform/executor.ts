@@ -1,0 +1,139 @@
+/**
+ * `POST /execute`: runs a command in the execution mode asked for. Ephemeral runs get a fresh sandbox that is
+ * removed after the answer; persistent runs create a sandbox that stays.
+ */
+import { DEFAULT_IMAGE, DEFAULT_WORKING_DIR, type ExecuteRequest, type ExecuteResult, type ExecutionMode, LIMITS, type StreamEvent } from '@faas/protocol';
+import { FaasError, errorMessage } from '../errors.js';
+import type { Runtime } from '../runtimes/runtime.js';
+import { newId, nowIso } from './ids.js';
+import { type PlatformMetrics, outcomeLabel } from './metrics.js';
+import { type ProcessOutcome, runProcess } from './run-process.js';
+import { type SandboxService, shellArgv } from './sandboxes.js';
+import type { PlatformStore } from './store.js';
+
+const LATER_MODES: ReadonlySet<ExecutionMode> = new Set(['cached', 'checkpointed', 'branched']);
+
+export function toExecuteResult(id: string, mode: ExecutionMode, o: ProcessOutcome, containerId?: string): ExecuteResult {
+  return {
+    id,
+    mode,
+    exit_code: o.exitCode,
+    signal: o.signal,
+    stdout: o.stdout,
+    stderr: o.stderr,
+    stdout_truncated: o.stdoutTruncated,
+    stderr_truncated: o.stderrTruncated,
+    duration_ms: o.durationMs,
+    timed_out: o.timedOut,
+    oom_killed: o.oomKilled,
+    ...(containerId !== undefined ? { container_id: containerId } : {}),
+  };
+}
+
+export class Executor {
+  /** Removals of finished ephemeral sandboxes, done after the answer; awaited on shutdown. */
+  private readonly cleanups = new Set<Promise<void>>();
+
+  constructor(
+    private readonly runtime: Runtime,
+    private readonly sandboxes: SandboxService,
+    private readonly store: PlatformStore,
+    private readonly metrics: PlatformMetrics,
+  ) {}
+
+  /** Checks what can be checked before anything is created, so a bad request leaves nothing behind. */
+  validate(req: ExecuteRequest): ExecutionMode {
+    const mode = req.mode ?? 'ephemeral';
+    if (LATER_MODES.has(mode)) {
+      throw new FaasError('mode_not_available', `mode "${mode}" is not available on this gateway yet; use "ephemeral" or "persistent"`, 'mode');
+    }
+    return mode;
+  }
+
+  async execute(req: ExecuteRequest, onEvent?: (event: StreamEvent) => void): Promise<ExecuteResult> {
+    const mode = this.validate(req);
+    const id = newId('ex');
+    const started = performance.now();
+    this.store.insertExecution({ id, mode, sandboxId: null, status: 'running', exitCode: null, error: null, startedAt: nowIso(), endedAt: null });
+    try {
+      const result = mode === 'persistent' ? await this.persistent(id, req, onEvent) : await this.ephemeral(id, req, onEvent);
+      this.store.finishExecution(id, 'finished', result.exit_code, null, nowIso());
+      this.metrics.executions.inc({ mode, outcome: outcomeLabel({ exitCode: result.exit_code, timedOut: result.timed_out, oomKilled: result.oom_killed }) });
+      return result;
+    } catch (err) {
+      this.store.finishExecution(id, 'failed', null, errorMessage(err), nowIso());
+      this.metrics.executions.inc({ mode, outcome: 'failed' });
+      throw err;
+    } finally {
+      this.metrics.executionSeconds.observe({ mode }, (performance.now() - started) / 1000);
+    }
+  }
+
+  private async ephemeral(id: string, req: ExecuteRequest, onEvent?: (event: StreamEvent) => void): Promise<ExecuteResult> {
+    const image = req.image ?? DEFAULT_IMAGE;
+    await this.runtime.resolveImage(image);
+    const sandboxId = newId('sb');
+    await this.runtime.create({
+      id: sandboxId,
+      image,
+      env: req.env ?? {},
+      workingDir: req.working_dir ?? DEFAULT_WORKING_DIR,
+      limits: { memoryMb: req.memory_mb, cpuCores: req.cpu_cores, pidsLimit: req.pids_limit, network: req.network ?? 'none' },
+      labels: { 'faas.kind': 'ephemeral', 'faas.execution': id },
+    });
+    this.metrics.liveSandboxes.inc({ kind: 'ephemeral', status: 'running' });
+    try {
+      const handle = await this.runtime.exec(sandboxId, {
+        argv: req.argv ?? shellArgv(req.command!),
+        cwd: req.working_dir,
+        stdin: req.stdin !== undefined,
+      });
+      if (onEvent) handle.on('spawn_error', (message: string) => onEvent({ type: 'error', message, exec_id: id }));
+      const outcome = await runProcess(handle, {
+        execId: id,
+        stdin: req.stdin,
+        timeoutMs: req.timeout_ms ?? LIMITS.defaultTimeoutMs,
+        outputCapBytes: LIMITS.outputCapBytes,
+        onEvent,
+      });
+      return toExecuteResult(id, 'ephemeral', outcome);
+    } finally {
+      this.removeLater(sandboxId);
+    }
+  }
+
+  private removeLater(sandboxId: string): void {
+    const cleanup = this.runtime
+      .remove(sandboxId)
+      .catch(() => undefined) // reconcile removes it on the next start if the engine refused now
+      .finally(() => {
+        this.cleanups.delete(cleanup);
+        this.metrics.liveSandboxes.dec({ kind: 'ephemeral', status: 'running' });
+      });
+    this.cleanups.add(cleanup);
+  }
+
+  private async persistent(id: string, req: ExecuteRequest, onEvent?: (event: StreamEvent) => void): Promise<ExecuteResult> {
+    const container = await this.sandboxes.create({
+      image: req.image,
+      env: req.env,
+      working_dir: req.working_dir,
+      memory_mb: req.memory_mb,
+      cpu_cores: req.cpu_cores,
+      pids_limit: req.pids_limit,
+      network: req.network,
+    });
+    const outcome = await this.sandboxes.exec(
+      container.id,
+      { command: req.command, argv: req.argv, stdin: req.stdin, timeout_ms: req.timeout_ms ?? LIMITS.defaultTimeoutMs },
+      onEvent,
+      id,
+    );
+    return toExecuteResult(id, 'persistent', outcome, container.id);
+  }
+
+  /** Waits for background removals (used on shutdown and by tests). */
+  async drain(): Promise<void> {
+    await Promise.all([...this.cleanups]);
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * The platform: everything between the gateway and the runtime, assembled from the configuration. The gateway
+ * only parses requests and calls into this object.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { GatewayConfig } from '../config.js';
+import { type Db, openDatabase } from '../db/sqlite.js';
+import { DockerRuntime } from '../runtimes/docker/docker-runtime.js';
+import type { Runtime } from '../runtimes/runtime.js';
+import { Executor } from './executor.js';
+import { PlatformMetrics } from './metrics.js';
+import { SandboxService } from './sandboxes.js';
+import { PlatformStore } from './store.js';
+
+export interface Platform {
+  config: GatewayConfig;
+  db: Db;
+  store: PlatformStore;
+  runtime: Runtime;
+  metrics: PlatformMetrics;
+  sandboxes: SandboxService;
+  executor: Executor;
+  /** Stops background work and detaches from sandboxes (persistent ones keep running). */
+  close(): Promise<void>;
+}
+
+/**
+ * Unix socket paths are limited to about 100 bytes, so when the data dir is deep the sockets live under a short
+ * folder in /tmp named after it.
+ */
+export function runRootFor(dataDir: string): string {
+  const preferred = path.join(dataDir, 'run');
+  // "<root>/sb-<16 hex>/agent.sock" must fit in sun_path (108 bytes including the NUL).
+  if (preferred.length + 1 + 19 + 1 + 10 < 100) return preferred;
+  const digest = crypto.createHash('sha256').update(dataDir).digest('hex').slice(0, 16);
+  return path.join(os.tmpdir(), `faas-run-${digest}`);
+}
+
+export async function createPlatform(config: GatewayConfig): Promise<Platform> {
+  if (!fs.existsSync(config.agentPath)) {
+    throw new Error(`the in-sandbox agent binary is missing at ${config.agentPath}; build it with \`make -C agent\` (the README set-up does) or set FAAS_AGENT_PATH`);
+  }
+  const db = openDatabase(config.dataDir);
+  const store = new PlatformStore(db);
+  const runRoot = runRootFor(config.dataDir);
+  fs.mkdirSync(runRoot, { recursive: true, mode: 0o700 });
+  const runtime = new DockerRuntime({
+    socketPath: config.dockerSocket,
+    agentPath: config.agentPath,
+    runRoot,
+    instanceId: store.instanceId(),
+  });
+  const metrics = new PlatformMetrics();
+  const sandboxes = new SandboxService(runtime, store, metrics);
+  const executor = new Executor(runtime, sandboxes, store, metrics);
+
+  store.failInterruptedExecutions('the gateway stopped while this execution ran', new Date().toISOString());
+  const health = await runtime.health();
+  if (health.reachable) await sandboxes.reconcile();
+
+  const idleTimer = setInterval(() => void sandboxes.stopIdle().catch(() => undefined), config.idleCheckMs);
+  idleTimer.unref();
+
+  return {
+    config,
+    db,
+    store,
+    runtime,
+    metrics,
+    sandboxes,
+    executor,
+    async close() {
+      clearInterval(idleTimer);
+      await executor.drain();
+      sandboxes.close();
+      await runtime.close();
+      db.close();
+    },
+  };
+}

@@ -1,0 +1,502 @@
+/**
+ * Persistent sandboxes (the specification's "containers"): their lifecycle, the processes run in them, and the
+ * fan-out of everything that happens inside to any number of watchers (WebSocket clients).
+ */
+import { EventEmitter } from 'node:events';
+import {
+  type Container,
+  type ContainerExecRequest,
+  type CreateContainerRequest,
+  DEFAULT_IMAGE,
+  DEFAULT_WORKING_DIR,
+  LIMITS,
+  type SandboxState,
+  type StreamEvent,
+} from '@faas/protocol';
+import { FaasError, errorMessage, notFound } from '../errors.js';
+import type { ProcessHandle, Runtime, SandboxFileEvent, SandboxProcessEvent } from '../runtimes/runtime.js';
+import { newId, nowIso } from './ids.js';
+import type { PlatformMetrics } from './metrics.js';
+import { type ProcessOutcome, runProcess } from './run-process.js';
+import type { PlatformStore, SandboxRecord } from './store.js';
+
+export interface ExecSpec {
+  argv: string[];
+  env?: Record<string, string> | undefined;
+  workingDir?: string | undefined;
+  stdin?: string | undefined;
+  timeoutMs?: number | undefined;
+  pty?: { cols: number; rows: number } | undefined;
+  /** Keep stdin open for `writeStdin` (WebSocket execs). */
+  interactive?: boolean;
+  execId?: string | undefined;
+}
+
+export interface RunningExec {
+  execId: string;
+  handle: ProcessHandle;
+  /** Settles when the process ended and its exit event was published. */
+  done: Promise<ProcessOutcome>;
+}
+
+type Listener = (event: StreamEvent) => void;
+
+interface LiveState {
+  hub: EventEmitter;
+  execs: Map<string, { handle: ProcessHandle; agentId: number; command: string; startedAt: number }>;
+  byAgentId: Map<number, string>;
+  watchers: number;
+  /** The sandbox is being stopped or deleted on purpose: an agent going away is expected. */
+  stopping: boolean;
+}
+
+export function shellArgv(command: string): string[] {
+  return ['/bin/sh', '-c', command];
+}
+
+export class SandboxService {
+  private readonly live = new Map<string, LiveState>();
+  /** Operations in flight per sandbox, so stop/resume/delete of one sandbox never interleave. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly runtime: Runtime,
+    private readonly store: PlatformStore,
+    private readonly metrics: PlatformMetrics,
+  ) {}
+
+  private state(id: string): LiveState {
+    let s = this.live.get(id);
+    if (!s) {
+      s = { hub: new EventEmitter(), execs: new Map(), byAgentId: new Map(), watchers: 0, stopping: false };
+      s.hub.setMaxListeners(0);
+      this.live.set(id, s);
+      this.wireRuntimeEvents(id, s);
+    }
+    return s;
+  }
+
+  private serialize<T>(id: string, op: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(id) ?? Promise.resolve();
+    const next = previous.then(op, op);
+    const settled = next.catch(() => undefined);
+    this.locks.set(id, settled);
+    void settled.then(() => {
+      if (this.locks.get(id) === settled) this.locks.delete(id);
+    });
+    return next;
+  }
+
+  private publish(id: string, event: StreamEvent): void {
+    this.live.get(id)?.hub.emit('event', event);
+  }
+
+  /** Turns what the agent reports into protocol events for the sandbox's watchers. */
+  private wireRuntimeEvents(id: string, s: LiveState): void {
+    const events = this.runtime.events(id);
+    events.on('file_event', (e: SandboxFileEvent) => {
+      if (e.event === 'overflow') {
+        this.publish(id, { type: 'error', code: 'file_events_lost', message: `sandbox ${id} changed files faster than they could be watched; some file events were lost` });
+        return;
+      }
+      this.publish(id, { type: 'file_event', path: e.path, event: e.event, ...(e.from !== undefined ? { from: e.from } : {}) });
+    });
+    events.on('process_event', (e: SandboxProcessEvent) => {
+      const execId = e.execId !== undefined ? s.byAgentId.get(e.execId) : undefined;
+      this.publish(id, { type: 'process_event', pid: e.pid, command: e.command, event: e.event, ...(execId ? { exec_id: execId } : {}) });
+    });
+    events.on('custom', (line: string) => this.publish(id, parseCustomEvent(line)));
+    events.on('down', () => {
+      if (s.stopping) return;
+      void this.noticeUnexpectedStop(id);
+    });
+  }
+
+  /** The agent vanished without being asked to: record why the sandbox is no longer running. */
+  private async noticeUnexpectedStop(id: string): Promise<void> {
+    const record = this.store.getSandbox(id);
+    if (!record || record.status !== 'running') return;
+    const info = await this.runtime.inspect(id).catch(() => null);
+    if (info?.running) return;
+    const reason = info?.oomKilled ? 'oom' : info ? 'engine' : 'vanished';
+    this.store.setSandboxStatus(id, info ? 'stopped' : 'lost', reason);
+    this.publish(id, { type: 'custom', name: 'lifecycle', data: { status: info ? 'stopped' : 'lost', reason } });
+  }
+
+  async create(req: CreateContainerRequest): Promise<Container> {
+    const image = req.image ?? DEFAULT_IMAGE;
+    await this.runtime.resolveImage(image);
+    const id = newId('sb');
+    const now = nowIso();
+    const record: SandboxRecord = {
+      id,
+      status: 'running',
+      image,
+      command: req.argv ?? (req.command !== undefined ? shellArgv(req.command) : null),
+      env: req.env ?? {},
+      workingDir: req.working_dir ?? DEFAULT_WORKING_DIR,
+      limits: {
+        memory_mb: req.memory_mb ?? null,
+        cpu_cores: req.cpu_cores ?? null,
+        pids_limit: req.pids_limit ?? null,
+        network: req.network ?? 'none',
+      },
+      idleTimeoutS: req.idle_timeout_s ?? 0,
+      createdAt: now,
+      lastActiveAt: now,
+      stoppedReason: null,
+    };
+    this.state(id);
+    try {
+      await this.runtime.create({
+        id,
+        image,
+        env: record.env,
+        workingDir: record.workingDir,
+        limits: {
+          memoryMb: req.memory_mb,
+          cpuCores: req.cpu_cores,
+          pidsLimit: req.pids_limit,
+          network: record.limits.network,
+        },
+        labels: { 'faas.kind': 'persistent' },
+      });
+    } catch (err) {
+      this.live.delete(id);
+      throw err;
+    }
+    // Recorded only once it exists: a crash before this leaves an unrecorded container, which reconcile removes.
+    this.store.insertSandbox(record);
+    this.refreshGauge();
+    await this.startMainCommand(record);
+    return toContainer(record);
+  }
+
+  /** The command a sandbox keeps running, started on create and again on every resume. */
+  private async startMainCommand(record: SandboxRecord): Promise<void> {
+    if (!record.command) return;
+    await this.startExec(record.id, { argv: record.command, execId: 'main' });
+  }
+
+  get(id: string): Container {
+    return toContainer(this.record(id));
+  }
+
+  private record(id: string): SandboxRecord {
+    const record = this.store.getSandbox(id);
+    if (!record) throw notFound('sandbox', id);
+    return record;
+  }
+
+  list(): Container[] {
+    return this.store.listSandboxes().map(toContainer);
+  }
+
+  private requireRunning(id: string): SandboxRecord {
+    const record = this.record(id);
+    if (record.status !== 'running') {
+      throw new FaasError('conflict', `sandbox ${id} is ${record.status}${record.stoppedReason ? ` (${record.stoppedReason})` : ''}; resume it first`);
+    }
+    return record;
+  }
+
+  touch(id: string): void {
+    this.store.touchSandbox(id, nowIso());
+  }
+
+  /** Starts a process and publishes its output and exit to the sandbox's watchers. */
+  async startExec(id: string, spec: ExecSpec, onEvent?: Listener, outputCapBytes = 0): Promise<RunningExec> {
+    const record = this.requireRunning(id);
+    const s = this.state(id);
+    const execId = spec.execId ?? newId('ex');
+    if (s.execs.has(execId)) throw new FaasError('conflict', `exec id "${execId}" is already running in sandbox ${id}; pick another`, 'exec_id');
+    const handle = await this.runtime.exec(id, {
+      argv: spec.argv,
+      env: spec.env,
+      cwd: spec.workingDir ?? record.workingDir,
+      pty: spec.pty,
+      stdin: spec.interactive === true || spec.stdin !== undefined,
+    });
+    const command = spec.argv.join(' ');
+    s.execs.set(execId, { handle, agentId: handle.id, command, startedAt: Date.now() });
+    s.byAgentId.set(handle.id, execId);
+    this.touch(id);
+    const publish = (event: StreamEvent) => {
+      this.publish(id, event);
+      onEvent?.(event);
+    };
+    handle.on('spawn_error', (message: string) => publish({ type: 'error', message, exec_id: execId }));
+    const done = runProcess(handle, {
+      execId,
+      stdin: spec.stdin,
+      keepStdinOpen: spec.interactive === true,
+      timeoutMs: spec.timeoutMs,
+      outputCapBytes,
+      onEvent: publish,
+    })
+      .catch((err: unknown) => {
+        const current = this.store.getSandbox(id);
+        const why = current && current.status !== 'running' ? `sandbox ${id} was ${current.status === 'lost' ? 'lost' : 'stopped'} while exec ${execId} ran` : errorMessage(err);
+        publish({ type: 'error', message: why, exec_id: execId });
+        throw new FaasError('conflict', why);
+      })
+      .finally(() => {
+        s.execs.delete(execId);
+        s.byAgentId.delete(handle.id);
+        this.touch(id);
+      });
+    // Callers that only stream (WebSocket) may never await `done`; its failure is already published.
+    done.catch(() => undefined);
+    return { execId, handle, done };
+  }
+
+  /** Runs a command to completion (REST exec). */
+  async exec(id: string, req: ContainerExecRequest, onEvent?: Listener, execId?: string): Promise<ProcessOutcome & { execId: string }> {
+    const running = await this.startExec(
+      id,
+      {
+        execId,
+        argv: req.argv ?? shellArgv(req.command!),
+        env: req.env,
+        workingDir: req.working_dir,
+        stdin: req.stdin,
+        timeoutMs: req.timeout_ms ?? LIMITS.defaultTimeoutMs,
+      },
+      onEvent,
+      LIMITS.outputCapBytes,
+    );
+    return { ...(await running.done), execId: running.execId };
+  }
+
+  private findExec(id: string, execId: string | undefined) {
+    const s = this.live.get(id);
+    if (!s || s.execs.size === 0) throw new FaasError('conflict', `nothing is running in sandbox ${id}; send an exec first`);
+    if (execId === undefined) {
+      // Default to the most recently started exec, the one a user typing into a terminal means.
+      return [...s.execs.values()].reduce((a, b) => (b.startedAt >= a.startedAt ? b : a));
+    }
+    const exec = s.execs.get(execId);
+    if (!exec) throw new FaasError('not_found', `no running exec "${execId}" in sandbox ${id}`, 'exec_id');
+    return exec;
+  }
+
+  writeStdin(id: string, execId: string | undefined, data: string, eof: boolean): void {
+    const exec = this.findExec(id, execId);
+    if (data) exec.handle.write(data);
+    if (eof) exec.handle.closeStdin();
+    this.touch(id);
+  }
+
+  signal(id: string, execId: string | undefined, signal: string): void {
+    const exec = this.findExec(id, execId);
+    try {
+      exec.handle.signal(signal);
+    } catch (err) {
+      throw new FaasError('validation_error', errorMessage(err), 'signal');
+    }
+  }
+
+  resize(id: string, execId: string | undefined, cols: number, rows: number): void {
+    this.findExec(id, execId).handle.resize(cols, rows);
+  }
+
+  async sandboxState(id: string): Promise<SandboxState> {
+    const record = this.record(id);
+    const s = this.live.get(id);
+    const processes =
+      record.status === 'running'
+        ? (await this.runtime.processes(id)).map((p) => {
+            const execId = p.execId !== undefined ? s?.byAgentId.get(p.execId) : undefined;
+            return { pid: p.pid, command: p.command, ...(execId ? { exec_id: execId } : {}) };
+          })
+        : [];
+    return { id, status: record.status, processes };
+  }
+
+  /** Lets a watcher receive every event of the sandbox; returns the function that stops it. */
+  watch(id: string, listener: Listener): () => void {
+    this.record(id);
+    const s = this.state(id);
+    s.hub.on('event', listener);
+    s.watchers++;
+    this.touch(id);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      s.hub.off('event', listener);
+      s.watchers--;
+      this.touch(id);
+    };
+  }
+
+  stop(id: string, reason = 'request'): Promise<Container> {
+    return this.serialize(id, async () => {
+      const record = this.record(id);
+      if (record.status !== 'running') return toContainer(record);
+      const s = this.state(id);
+      s.stopping = true;
+      try {
+        await this.runtime.stop(id);
+      } finally {
+        s.stopping = false;
+      }
+      this.store.setSandboxStatus(id, 'stopped', reason);
+      this.publish(id, { type: 'custom', name: 'lifecycle', data: { status: 'stopped', reason } });
+      this.refreshGauge();
+      return this.get(id);
+    });
+  }
+
+  resume(id: string): Promise<Container> {
+    return this.serialize(id, async () => {
+      const record = this.record(id);
+      if (record.status === 'running') return toContainer(record);
+      if (record.status === 'lost') throw new FaasError('conflict', `sandbox ${id} is lost (its container is gone from the engine) and cannot be resumed; delete it`);
+      this.state(id);
+      await this.runtime.resume(id);
+      this.store.setSandboxStatus(id, 'running', null);
+      this.touch(id);
+      this.publish(id, { type: 'custom', name: 'lifecycle', data: { status: 'running' } });
+      this.refreshGauge();
+      await this.startMainCommand({ ...record, status: 'running' });
+      return this.get(id);
+    });
+  }
+
+  delete(id: string): Promise<void> {
+    return this.serialize(id, async () => {
+      this.record(id);
+      const s = this.state(id);
+      s.stopping = true;
+      await this.runtime.remove(id);
+      this.store.markSandboxDeleted(id);
+      this.publish(id, { type: 'custom', name: 'lifecycle', data: { status: 'deleted' } });
+      s.hub.emit('closed');
+      s.hub.removeAllListeners();
+      this.live.delete(id);
+      this.refreshGauge();
+    });
+  }
+
+  /** Called when a sandbox goes away so its watchers can close; returns the unsubscribe function. */
+  onClosed(id: string, listener: () => void): () => void {
+    const hub = this.state(id).hub;
+    hub.once('closed', listener);
+    return () => hub.off('closed', listener);
+  }
+
+  /** Stops running sandboxes that saw no activity for their idle timeout. */
+  async stopIdle(now = Date.now()): Promise<string[]> {
+    const stopped: string[] = [];
+    for (const record of this.store.listSandboxes()) {
+      if (record.status !== 'running' || record.idleTimeoutS <= 0) continue;
+      const s = this.live.get(record.id);
+      // An open stream or a running command (other than the kept-alive main command) is activity.
+      const busy = s !== undefined && (s.watchers > 0 || [...s.execs.keys()].some((k) => k !== 'main'));
+      if (busy) continue;
+      if (now - Date.parse(record.lastActiveAt) < record.idleTimeoutS * 1000) continue;
+      try {
+        await this.stop(record.id, 'idle');
+        stopped.push(record.id);
+      } catch {
+        // Try again on the next round; a sandbox that cannot be stopped must not stop the others.
+      }
+    }
+    return stopped;
+  }
+
+  /**
+   * Brings the records in line with the engine after a (re)start: adopts running sandboxes, records those that
+   * stopped or vanished, and removes containers of this gateway that no record owns (ephemeral leftovers).
+   */
+  async reconcile(): Promise<{ adopted: string[]; stopped: string[]; lost: string[]; removed: string[] }> {
+    const result = { adopted: [] as string[], stopped: [] as string[], lost: [] as string[], removed: [] as string[] };
+    const containers = new Map((await this.runtime.list()).map((c) => [c.id, c]));
+    for (const record of this.store.listSandboxes()) {
+      const container = containers.get(record.id);
+      containers.delete(record.id);
+      if (!container) {
+        if (record.status !== 'lost') {
+          this.store.setSandboxStatus(record.id, 'lost', 'vanished');
+          result.lost.push(record.id);
+        }
+        continue;
+      }
+      if (container.running) {
+        try {
+          this.state(record.id);
+          await this.runtime.adopt(record.id);
+          if (record.status !== 'running') this.store.setSandboxStatus(record.id, 'running', null);
+          result.adopted.push(record.id);
+        } catch {
+          await this.runtime.stop(record.id).catch(() => undefined);
+          this.store.setSandboxStatus(record.id, 'stopped', 'engine');
+          result.stopped.push(record.id);
+        }
+      } else if (record.status === 'running') {
+        this.store.setSandboxStatus(record.id, 'stopped', 'engine');
+        result.stopped.push(record.id);
+      }
+    }
+    for (const orphan of containers.values()) {
+      await this.runtime.remove(orphan.id).catch(() => undefined);
+      result.removed.push(orphan.id);
+    }
+    this.refreshGauge();
+    return result;
+  }
+
+  refreshGauge(): void {
+    const counts = new Map<string, number>();
+    for (const r of this.store.listSandboxes()) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
+    this.metrics.liveSandboxes.reset();
+    for (const [status, n] of counts) this.metrics.liveSandboxes.set({ kind: 'persistent', status }, n);
+  }
+
+  /** Detaches from every sandbox without stopping any: they keep running for the next gateway to adopt. */
+  close(): void {
+    for (const s of this.live.values()) {
+      s.hub.emit('closed');
+      s.hub.removeAllListeners();
+    }
+    this.live.clear();
+  }
+}
+
+export function toContainer(r: SandboxRecord): Container {
+  return {
+    id: r.id,
+    status: r.status,
+    image: r.image,
+    command: r.command,
+    env: r.env,
+    working_dir: r.workingDir,
+    limits: r.limits,
+    idle_timeout_s: r.idleTimeoutS,
+    created_at: r.createdAt,
+    last_active_at: r.lastActiveAt,
+    stopped_reason: r.stoppedReason,
+  };
+}
+
+const MAX_CUSTOM_PREVIEW = 200;
+
+/** A line written to $FAAS_EVENTS must be JSON `{"name": string, "data": any}`; anything else becomes an error event. */
+export function parseCustomEvent(line: string): StreamEvent {
+  try {
+    const parsed: unknown = JSON.parse(line);
+    if (parsed && typeof parsed === 'object' && typeof (parsed as { name?: unknown }).name === 'string') {
+      const { name, data } = parsed as { name: string; data?: unknown };
+      return { type: 'custom', name, data: data ?? null };
+    }
+  } catch {
+    // reported below
+  }
+  const preview = line.length > MAX_CUSTOM_PREVIEW ? `${line.slice(0, MAX_CUSTOM_PREVIEW)}…` : line;
+  return {
+    type: 'error',
+    code: 'bad_custom_event',
+    message: `a line written to $FAAS_EVENTS is not JSON of the form {"name": "...", "data": ...}: ${preview}`,
+  };
+}

@@ -1,0 +1,292 @@
+/**
+ * The Docker runtime: sandboxes are containers created through the Engine API (never the CLI), each running the
+ * in-sandbox agent, which the runtime reaches over a unix socket in a bind-mounted host folder.
+ */
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import path from 'node:path';
+import Docker from 'dockerode';
+import { AgentClient } from '../agent/index.js';
+import { FaasError, errorMessage } from '../../errors.js';
+import type { ProcessHandle, ProcessSpec, Runtime, RuntimeHealth, SandboxEvents, SandboxInfo, SandboxSpec } from '../runtime.js';
+import { IN_SANDBOX, LABELS, buildContainerOptions, containerName } from './container-spec.js';
+import { engineError, isNotFound } from './engine-errors.js';
+
+export interface DockerRuntimeOptions {
+  socketPath: string;
+  agentPath: string;
+  /** Folder under which each sandbox gets the folder holding its agent socket. */
+  runRoot: string;
+  /** Labels this gateway's containers so that several gateways can share one engine. */
+  instanceId: string;
+  /** How long to wait for a new sandbox's agent to answer. */
+  agentTimeoutMs?: number;
+  /** How long a pull of a missing image may take before it counts as failed. */
+  pullTimeoutMs?: number;
+}
+
+interface LiveSandbox {
+  agent: AgentClient | null;
+  events: EventEmitter;
+}
+
+export class DockerRuntime implements Runtime {
+  readonly name = 'docker';
+  readonly docker: Docker;
+  private readonly live = new Map<string, LiveSandbox>();
+
+  constructor(private readonly opts: DockerRuntimeOptions) {
+    this.docker = new Docker({ socketPath: opts.socketPath, timeout: 120_000 });
+  }
+
+  private get where(): string {
+    return `the Docker engine at ${this.opts.socketPath}`;
+  }
+
+  async health(): Promise<RuntimeHealth> {
+    try {
+      const version = await withTimeout(this.docker.version(), 3000, 'no answer within 3 s');
+      return { reachable: true, version: `Docker ${version.Version} (API ${version.ApiVersion})`, error: null };
+    } catch (err) {
+      return { reachable: false, version: null, error: errorMessage(err) };
+    }
+  }
+
+  async resolveImage(image: string): Promise<string> {
+    try {
+      return (await this.docker.getImage(image).inspect()).Id;
+    } catch (err) {
+      if (!isNotFound(err)) throw engineError(err, this.where);
+    }
+    const pullError = await this.pull(image);
+    try {
+      return (await this.docker.getImage(image).inspect()).Id;
+    } catch {
+      throw new FaasError(
+        'image_not_found',
+        `image "${image}" is not present in the engine and pulling it failed (${pullError ?? 'unknown error'}); build it locally or name an image from \`faas images ls\``,
+        'image',
+      );
+    }
+  }
+
+  /** Tries one pull; returns why it failed, or null. */
+  private async pull(image: string): Promise<string | null> {
+    try {
+      const stream = await this.docker.pull(image);
+      await withTimeout(
+        new Promise<void>((resolve, reject) =>
+          this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())),
+        ),
+        this.opts.pullTimeoutMs ?? 15_000,
+        'the pull timed out',
+      );
+      return null;
+    } catch (err) {
+      return errorMessage(err).replace(/^\(HTTP code \d+\)\s*/, '').trim();
+    }
+  }
+
+  private hostRunDir(id: string): string {
+    return path.join(this.opts.runRoot, id);
+  }
+
+  async create(spec: SandboxSpec): Promise<SandboxInfo> {
+    const runDir = this.hostRunDir(spec.id);
+    fs.mkdirSync(runDir, { recursive: true, mode: 0o700 });
+    const options = buildContainerOptions(spec, {
+      agentPath: this.opts.agentPath,
+      hostRunDir: runDir,
+      instanceId: this.opts.instanceId,
+    });
+    let container: Docker.Container | null = null;
+    try {
+      container = await this.docker.createContainer(options);
+      await container.start();
+      await this.connect(spec.id);
+      const info = await this.inspect(spec.id);
+      if (!info) throw new FaasError('internal_error', `sandbox ${spec.id} vanished right after it started`);
+      return info;
+    } catch (err) {
+      // Never leave a half-made sandbox behind.
+      this.disconnect(spec.id);
+      if (container) await container.remove({ force: true, v: true }).catch(() => undefined);
+      fs.rmSync(runDir, { recursive: true, force: true });
+      if (err instanceof FaasError) throw err;
+      if (isNotFound(err)) {
+        throw new FaasError('image_not_found', `image "${spec.image}" is not present in the engine`, 'image');
+      }
+      throw engineError(err, this.where, `creating sandbox ${spec.id}`);
+    }
+  }
+
+  /** Connects to the sandbox's agent and relays its events. */
+  private async connect(id: string): Promise<void> {
+    const socket = path.join(this.hostRunDir(id), path.basename(IN_SANDBOX.socket));
+    let agent: AgentClient;
+    try {
+      agent = await AgentClient.connect(socket, { timeoutMs: this.opts.agentTimeoutMs ?? 10_000 });
+    } catch (err) {
+      const info = await this.inspect(id).catch(() => null);
+      const state = info && !info.running ? ` (the container exited with code ${info.exitCode})` : '';
+      throw new FaasError('internal_error', `the agent of sandbox ${id} did not answer on ${socket}${state}: ${errorMessage(err)}`);
+    }
+    const entry = this.entry(id);
+    entry.agent = agent;
+    agent.subscribe();
+    for (const kind of ['file_event', 'process_event', 'custom'] as const) {
+      agent.on(kind, (event: unknown) => entry.events.emit(kind, event));
+    }
+    agent.on('close', () => {
+      if (entry.agent !== agent) return;
+      entry.agent = null;
+      entry.events.emit('down', new Error(`the agent of sandbox ${id} went away`));
+    });
+  }
+
+  private entry(id: string): LiveSandbox {
+    let entry = this.live.get(id);
+    if (!entry) {
+      entry = { agent: null, events: new EventEmitter() };
+      // Many watchers (WebSocket clients) may listen to one sandbox.
+      entry.events.setMaxListeners(0);
+      this.live.set(id, entry);
+    }
+    return entry;
+  }
+
+  private disconnect(id: string): void {
+    const entry = this.live.get(id);
+    if (!entry) return;
+    const agent = entry.agent;
+    entry.agent = null;
+    agent?.close();
+  }
+
+  private agentOf(id: string): AgentClient {
+    const agent = this.live.get(id)?.agent;
+    if (!agent) throw new FaasError('conflict', `sandbox ${id} is not running; resume it first`);
+    return agent;
+  }
+
+  async exec(id: string, spec: ProcessSpec): Promise<ProcessHandle> {
+    const process = this.agentOf(id).spawn({
+      argv: spec.argv,
+      ...(spec.env ? { env: spec.env } : {}),
+      ...(spec.cwd ? { cwd: spec.cwd } : {}),
+      ...(spec.pty ? { pty: spec.pty } : {}),
+      stdin: spec.stdin ?? false,
+    });
+    return process;
+  }
+
+  events(id: string): SandboxEvents {
+    return this.entry(id).events;
+  }
+
+  async processes(id: string): Promise<Array<{ pid: number; ppid: number; command: string; execId?: number }>> {
+    return this.agentOf(id).listProcesses();
+  }
+
+  async stop(id: string): Promise<void> {
+    this.disconnect(id);
+    try {
+      // The agent ends its children on SIGTERM at once; the grace only covers a wedged sandbox.
+      await this.docker.getContainer(containerName(id)).stop({ t: 5 });
+    } catch (err) {
+      if (isNotModified(err)) return;
+      if (isNotFound(err)) throw new FaasError('not_found', `sandbox ${id} no longer exists in the engine`);
+      throw engineError(err, this.where, `stopping sandbox ${id}`);
+    }
+  }
+
+  async resume(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(containerName(id)).start();
+    } catch (err) {
+      if (isNotFound(err)) throw new FaasError('not_found', `sandbox ${id} no longer exists in the engine`);
+      if (!isNotModified(err)) throw engineError(err, this.where, `resuming sandbox ${id}`);
+    }
+    if (!this.live.get(id)?.agent) await this.connect(id);
+  }
+
+  async adopt(id: string): Promise<void> {
+    if (!this.live.get(id)?.agent) await this.connect(id);
+  }
+
+  async remove(id: string): Promise<void> {
+    this.disconnect(id);
+    const entry = this.live.get(id);
+    this.live.delete(id);
+    entry?.events.emit('down', new Error(`sandbox ${id} was removed`));
+    try {
+      await this.docker.getContainer(containerName(id)).remove({ force: true, v: true });
+    } catch (err) {
+      if (!isNotFound(err) && !isRemovalInProgress(err)) throw engineError(err, this.where, `removing sandbox ${id}`);
+    } finally {
+      fs.rmSync(this.hostRunDir(id), { recursive: true, force: true });
+    }
+  }
+
+  async inspect(id: string): Promise<SandboxInfo | null> {
+    try {
+      const info = await this.docker.getContainer(containerName(id)).inspect();
+      return {
+        id,
+        runtimeId: info.Id,
+        running: info.State.Running,
+        image: info.Config.Image,
+        labels: info.Config.Labels ?? {},
+        oomKilled: info.State.OOMKilled,
+        exitCode: info.State.Running ? null : info.State.ExitCode,
+      };
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw engineError(err, this.where, `inspecting sandbox ${id}`);
+    }
+  }
+
+  async list(): Promise<SandboxInfo[]> {
+    let containers: Docker.ContainerInfo[];
+    try {
+      containers = await this.docker.listContainers({
+        all: true,
+        filters: { label: [`${LABELS.managed}=true`, `${LABELS.instance}=${this.opts.instanceId}`] },
+      });
+    } catch (err) {
+      throw engineError(err, this.where, 'listing sandboxes');
+    }
+    return containers.map((c) => ({
+      id: c.Labels[LABELS.sandbox] ?? '',
+      runtimeId: c.Id,
+      running: c.State === 'running',
+      image: c.Image,
+      labels: c.Labels,
+      oomKilled: false,
+      exitCode: null,
+    }));
+  }
+
+  async close(): Promise<void> {
+    for (const id of [...this.live.keys()]) this.disconnect(id);
+    this.live.clear();
+  }
+}
+
+function isNotModified(err: unknown): boolean {
+  return (err as { statusCode?: number }).statusCode === 304;
+}
+
+function isRemovalInProgress(err: unknown): boolean {
+  return (err as { statusCode?: number }).statusCode === 409 && /removal of container .* is already in progress/i.test(errorMessage(err));
+}
+
+export function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(message)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,107 @@
+/**
+ * The contract between the platform and a sandbox runtime (Docker now, a microVM later). It is deliberately
+ * small: a runtime makes sandboxes exist and runs processes in them through the in-sandbox agent; everything
+ * about modes, quotas, persistence and streaming to clients lives above it.
+ */
+import type { EventEmitter } from 'node:events';
+import type { NetworkMode } from '@faas/protocol';
+
+export interface SandboxLimits {
+  memoryMb?: number | undefined;
+  cpuCores?: number | undefined;
+  pidsLimit?: number | undefined;
+  network: NetworkMode;
+}
+
+export interface SandboxSpec {
+  /** Platform id of the sandbox; the runtime labels what it creates with it. */
+  id: string;
+  image: string;
+  env: Record<string, string>;
+  /** Where processes start by default and whose changes become file events. */
+  workingDir: string;
+  limits: SandboxLimits;
+  /** Extra labels (kind of sandbox and so on). */
+  labels?: Record<string, string>;
+}
+
+export interface ProcessSpec {
+  argv: string[];
+  env?: Record<string, string> | undefined;
+  cwd?: string | undefined;
+  pty?: { cols: number; rows: number } | undefined;
+  /** Whether the caller will write to stdin (otherwise the process reads /dev/null). */
+  stdin?: boolean | undefined;
+}
+
+export interface ProcessExit {
+  exitCode: number;
+  signal: string | null;
+  oomKilled: boolean;
+}
+
+/**
+ * A running process. 'stdout' and 'stderr' (Buffer) are all emitted before `exited` settles; 'spawn_error'
+ * (string) says why a program could not be started (it then exits with 127 or 126, as in a shell).
+ */
+export interface ProcessHandle extends EventEmitter {
+  /** The runtime's id of the process, as carried by process events. */
+  readonly id: number;
+  readonly started: Promise<number>;
+  readonly exited: Promise<ProcessExit>;
+  write(data: Buffer | string): void;
+  closeStdin(): void;
+  /** `tree` also reaches descendants that left the process group. */
+  signal(sig: string | number, opts?: { tree?: boolean }): void;
+  resize(cols: number, rows: number): void;
+}
+
+export type SandboxFileEvent = { path: string; event: 'created' | 'modified' | 'deleted' | 'renamed' | 'overflow'; from?: string };
+export type SandboxProcessEvent = { pid: number; command: string; event: 'started' | 'exited'; execId?: number };
+
+/**
+ * Events of a running sandbox: 'file_event' (SandboxFileEvent), 'process_event' (SandboxProcessEvent),
+ * 'custom' (the raw line a process wrote to $FAAS_EVENTS), 'down' (Error: the agent went away).
+ */
+export type SandboxEvents = EventEmitter;
+
+export interface SandboxInfo {
+  id: string;
+  /** The engine's own id. */
+  runtimeId: string;
+  running: boolean;
+  image: string;
+  labels: Record<string, string>;
+  oomKilled: boolean;
+  exitCode: number | null;
+}
+
+export interface RuntimeHealth {
+  reachable: boolean;
+  version: string | null;
+  error: string | null;
+}
+
+export interface Runtime {
+  readonly name: string;
+  health(): Promise<RuntimeHealth>;
+  /** Checks the image exists (trying a pull once when it does not); returns its immutable id. */
+  resolveImage(image: string): Promise<string>;
+  /** Creates and starts the sandbox and waits until its agent answers. */
+  create(spec: SandboxSpec): Promise<SandboxInfo>;
+  exec(id: string, spec: ProcessSpec): Promise<ProcessHandle>;
+  /** Events of a running sandbox; one emitter per sandbox, live while it runs. */
+  events(id: string): SandboxEvents;
+  processes(id: string): Promise<Array<{ pid: number; ppid: number; command: string; execId?: number }>>;
+  /** Stops every process; the filesystem stays. */
+  stop(id: string): Promise<void>;
+  /** Starts a stopped sandbox again and waits for its agent. */
+  resume(id: string): Promise<void>;
+  remove(id: string): Promise<void>;
+  inspect(id: string): Promise<SandboxInfo | null>;
+  /** Every sandbox this runtime instance owns (by label), running or not. */
+  list(): Promise<SandboxInfo[]>;
+  /** Reconnects to the agent of a sandbox found running after a gateway restart. */
+  adopt(id: string): Promise<void>;
+  close(): Promise<void>;
+}
