@@ -1,0 +1,338 @@
+/** `FaasClient`: the REST calls of /api/v1, NDJSON streaming of executions, and the WebSocket stream. */
+import { LIMITS, type ExecutionMode, type StreamEvent } from '@faas/protocol';
+import { FaasError, errorFromWire } from './errors.js';
+import { Transport, networkFailure, type Method } from './http.js';
+import { NdjsonDecoder, toStreamEvent } from './ndjson.js';
+import { SandboxStream, type StreamOptions } from './stream.js';
+import {
+  createRequestToWire,
+  execRequestToWire,
+  executeRequestToWire,
+  normalizeExecInput,
+  resultFromStream,
+  resultFromWire,
+  sandboxInfoFromWire,
+  sandboxListFromWire,
+  type CreateSandboxOptions,
+  type ExecOptions,
+  type ExecuteOptions,
+  type ExecutionResult,
+  type OutputCallbacks,
+  type SandboxInfo,
+  type SandboxLimits,
+} from './wire.js';
+
+export const DEFAULT_BASE_URL = 'http://127.0.0.1:8080';
+export const DEFAULT_TIMEOUT_MS = 60_000;
+/** Added to an execution's own timeout to get the HTTP deadline of execute/exec calls. */
+const EXECUTION_DEADLINE_MARGIN_MS = 30_000;
+const NDJSON = 'application/x-ndjson';
+
+export interface FaasClientOptions {
+  /** Gateway URL (default: `FAAS_URL`, then `http://127.0.0.1:8080`). */
+  baseUrl?: string;
+  /** API key sent as `Authorization: Bearer <key>` (default: `FAAS_API_KEY`). */
+  apiKey?: string;
+  /**
+   * Deadline of one request in ms (default 60 000). Execute and exec calls wait at least the execution's own
+   * timeout plus 30 s.
+   */
+  timeoutMs?: number;
+  /** Extra attempts of a request that may be retried (default 2; see the README for which ones). */
+  retries?: number;
+  /** First backoff delay in ms, doubled at each retry (default 200). */
+  retryBaseMs?: number;
+}
+
+/** A sandbox (persistent container): its fields as last fetched, and methods over the client's calls. */
+export class Sandbox implements SandboxInfo {
+  id!: string;
+  status!: SandboxInfo['status'];
+  image!: string;
+  command!: string[] | null;
+  env!: Record<string, string>;
+  workingDir!: string;
+  limits!: SandboxLimits;
+  idleTimeoutS!: number;
+  createdAt!: string;
+  lastActiveAt!: string;
+  stoppedReason!: string | null;
+
+  constructor(
+    private readonly client: FaasClient,
+    info: SandboxInfo,
+  ) {
+    Object.defineProperty(this, 'client', { enumerable: false });
+    this.update(info);
+  }
+
+  /** Runs a command in the sandbox: a shell string, an argv array, or options (with live output callbacks). */
+  exec(input: string | string[] | ExecOptions): Promise<ExecutionResult> {
+    return this.client.containers.exec(this.id, input);
+  }
+  async stop(): Promise<this> {
+    return this.update(await this.client.containers.stopInfo(this.id));
+  }
+  async resume(): Promise<this> {
+    return this.update(await this.client.containers.resumeInfo(this.id));
+  }
+  delete(): Promise<void> {
+    return this.client.containers.delete(this.id);
+  }
+  /** Fetches the fields again. */
+  async refresh(): Promise<this> {
+    return this.update(await this.client.containers.getInfo(this.id));
+  }
+  /** Opens the sandbox's WebSocket event stream. */
+  stream(options?: StreamOptions): Promise<SandboxStream> {
+    return this.client.stream(this.id, options);
+  }
+
+  /** The plain fields (what `JSON.stringify` prints). */
+  toJSON(): SandboxInfo {
+    return {
+      id: this.id,
+      status: this.status,
+      image: this.image,
+      command: this.command,
+      env: this.env,
+      workingDir: this.workingDir,
+      limits: this.limits,
+      idleTimeoutS: this.idleTimeoutS,
+      createdAt: this.createdAt,
+      lastActiveAt: this.lastActiveAt,
+      stoppedReason: this.stoppedReason,
+    };
+  }
+
+  private update(info: SandboxInfo): this {
+    Object.assign(this, info);
+    return this;
+  }
+}
+
+/** `client.containers`: sandboxes that outlive one execution. */
+export class Containers {
+  constructor(
+    private readonly client: FaasClient,
+    private readonly transport: Transport,
+  ) {}
+
+  async create(options: CreateSandboxOptions = {}): Promise<Sandbox> {
+    const body = createRequestToWire(options);
+    return new Sandbox(this.client, sandboxInfoFromWire(await this.transport.json('POST', '/containers', { body })));
+  }
+  async get(id: string): Promise<Sandbox> {
+    return new Sandbox(this.client, await this.getInfo(id));
+  }
+  async list(): Promise<Sandbox[]> {
+    const infos = sandboxListFromWire(await this.transport.json('GET', '/containers'));
+    return infos.map((info) => new Sandbox(this.client, info));
+  }
+  exec(id: string, input: string | string[] | ExecOptions): Promise<ExecutionResult> {
+    const options = normalizeExecInput(input);
+    const body = execRequestToWire(options);
+    return this.client.runExecution(`${path(id)}/exec`, body, 'persistent', options, id);
+  }
+  async stop(id: string): Promise<Sandbox> {
+    return new Sandbox(this.client, await this.stopInfo(id));
+  }
+  async resume(id: string): Promise<Sandbox> {
+    return new Sandbox(this.client, await this.resumeInfo(id));
+  }
+  async delete(id: string): Promise<void> {
+    await this.transport.json('DELETE', path(id));
+  }
+
+  /** @internal */
+  async getInfo(id: string): Promise<SandboxInfo> {
+    return sandboxInfoFromWire(await this.transport.json('GET', path(id)));
+  }
+  /** @internal */
+  async stopInfo(id: string): Promise<SandboxInfo> {
+    return sandboxInfoFromWire(await this.transport.json('POST', `${path(id)}/stop`));
+  }
+  /** @internal */
+  async resumeInfo(id: string): Promise<SandboxInfo> {
+    return sandboxInfoFromWire(await this.transport.json('POST', `${path(id)}/resume`));
+  }
+}
+
+function path(id: string): string {
+  if (typeof id !== 'string' || id === '') throw new FaasError('validation_error', 'a sandbox id is required', { field: 'id' });
+  return `/containers/${encodeURIComponent(id)}`;
+}
+
+export class FaasClient {
+  readonly baseUrl: string;
+  readonly containers: Containers;
+  private readonly transport: Transport;
+
+  constructor(options: FaasClientOptions = {}) {
+    const baseUrl = options.baseUrl ?? process.env.FAAS_URL ?? DEFAULT_BASE_URL;
+    try {
+      const url = new URL(baseUrl);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http');
+    } catch {
+      throw new FaasError('validation_error', `invalid option \`baseUrl\`: ${JSON.stringify(baseUrl)} is not an http(s) URL`, {
+        field: 'baseUrl',
+      });
+    }
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
+      throw new FaasError('validation_error', 'invalid option `timeoutMs`: must be a positive integer', { field: 'timeoutMs' });
+    }
+    const apiKey = options.apiKey ?? process.env.FAAS_API_KEY;
+    this.transport = new Transport({
+      baseUrl,
+      apiKey: apiKey === '' ? undefined : apiKey,
+      timeoutMs,
+      retries: options.retries ?? 2,
+      retryBaseMs: options.retryBaseMs ?? 200,
+    });
+    this.baseUrl = this.transport.baseUrl;
+    this.containers = new Containers(this, this.transport);
+  }
+
+  /**
+   * Runs a command in a fresh sandbox and returns its result. With `onStdout`/`onStderr` the output is streamed
+   * (NDJSON) and the callbacks are called as it arrives; the full result is still returned.
+   */
+  execute(options: ExecuteOptions): Promise<ExecutionResult> {
+    const body = executeRequestToWire(options);
+    return this.runExecution('/execute', body, body.mode ?? 'ephemeral', options, undefined);
+  }
+
+  /** Opens the WebSocket event stream of a sandbox. */
+  stream(containerId: string, options?: StreamOptions): Promise<SandboxStream> {
+    path(containerId);
+    return SandboxStream.open(this.transport, containerId, options);
+  }
+
+  /** @internal Shared by execute and container exec: plain JSON, or NDJSON when output callbacks are given. */
+  async runExecution(
+    urlPath: string,
+    body: { timeout_ms?: number | undefined },
+    mode: ExecutionMode,
+    callbacks: OutputCallbacks,
+    containerId: string | undefined,
+  ): Promise<ExecutionResult> {
+    const timeoutMs = Math.max(this.transport.options.timeoutMs, (body.timeout_ms ?? LIMITS.defaultTimeoutMs) + EXECUTION_DEADLINE_MARGIN_MS);
+    if (!callbacks.onStdout && !callbacks.onStderr) {
+      return withContainer(resultFromWire(await this.transport.json('POST', urlPath, { body, timeoutMs })), containerId);
+    }
+    const started = Date.now();
+    const { response } = await this.transport.send('POST', urlPath, { body, timeoutMs, accept: NDJSON });
+    const contentType = response.headers.get('content-type') ?? '';
+    if (!contentType.includes(NDJSON)) {
+      // A gateway that ignores Accept answers the plain result: hand its output to the callbacks in one piece.
+      const text = await this.transport.readText(response, timeoutMs);
+      const result = withContainer(resultFromWire(JSON.parse(text)), containerId);
+      if (result.stdout) callbacks.onStdout?.(result.stdout);
+      if (result.stderr) callbacks.onStderr?.(result.stderr);
+      return result;
+    }
+    return this.readExecutionStream(response, mode, callbacks, containerId, started, timeoutMs);
+  }
+
+  private async readExecutionStream(
+    response: Response,
+    mode: ExecutionMode,
+    callbacks: OutputCallbacks,
+    containerId: string | undefined,
+    started: number,
+    timeoutMs: number,
+  ): Promise<ExecutionResult> {
+    const out = new CappedText(LIMITS.outputCapBytes);
+    const err = new CappedText(LIMITS.outputCapBytes);
+    const decoder = new NdjsonDecoder();
+    let exit: Extract<StreamEvent, { type: 'exit' }> | undefined;
+    const handle = (value: unknown): void => {
+      const event = toStreamEvent(value);
+      if (event === undefined || exit) return;
+      switch (event.type) {
+        case 'stdout':
+          out.add(event.data);
+          callbacks.onStdout?.(event.data);
+          break;
+        case 'stderr':
+          err.add(event.data);
+          callbacks.onStderr?.(event.data);
+          break;
+        case 'exit':
+          exit = event;
+          break;
+        case 'error':
+          throw errorFromWire(0, { error: event.code ?? 'internal_error', message: event.message });
+        default:
+          break;
+      }
+    };
+    const reader = response.body?.getReader();
+    if (reader) {
+      try {
+        for (;;) {
+          let chunk: ReadableStreamReadResult<Uint8Array>;
+          try {
+            chunk = await reader.read();
+          } catch (e) {
+            if (e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError')) throw this.transport.timeoutError(timeoutMs);
+            throw this.transport.lostError(networkFailure(e).reason, e);
+          }
+          if (chunk.done) break;
+          for (const value of decoder.push(chunk.value)) handle(value);
+          if (exit) break;
+        }
+        if (!exit) for (const value of decoder.end()) handle(value);
+      } finally {
+        if (exit) await reader.cancel().catch(() => undefined);
+        reader.releaseLock();
+      }
+    }
+    if (!exit) throw this.transport.lostError('the execution stream ended before its exit event');
+    return resultFromStream({
+      exit,
+      mode,
+      stdout: out.text,
+      stderr: err.text,
+      stdoutTruncated: out.truncated,
+      stderrTruncated: err.truncated,
+      durationMs: Date.now() - started,
+      containerId,
+    });
+  }
+
+  /** @internal For tests and advanced use: one raw JSON request to /api/v1. */
+  request(method: Method, urlPath: string, body?: unknown): Promise<unknown> {
+    return this.transport.json(method, urlPath, body === undefined ? {} : { body });
+  }
+}
+
+function withContainer(result: ExecutionResult, containerId: string | undefined): ExecutionResult {
+  if (containerId !== undefined && result.containerId === undefined) result.containerId = containerId;
+  return result;
+}
+
+/** Output kept in a streamed result: at most `cap` bytes (UTF-8) per stream, like the REST answer. */
+class CappedText {
+  private parts: string[] = [];
+  private bytes = 0;
+  truncated = false;
+  constructor(private readonly cap: number) {}
+  add(data: string): void {
+    if (this.truncated) return;
+    const size = Buffer.byteLength(data);
+    if (this.bytes + size <= this.cap) {
+      this.parts.push(data);
+      this.bytes += size;
+      return;
+    }
+    const room = this.cap - this.bytes;
+    this.parts.push(Buffer.from(data).subarray(0, room).toString('utf8').replace(/\uFFFD$/, ''));
+    this.bytes = this.cap;
+    this.truncated = true;
+  }
+  get text(): string {
+    return this.parts.join('');
+  }
+}

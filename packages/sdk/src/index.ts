@@ -1,0 +1,54 @@
+/**
+ * @faas/sdk — TypeScript client of the faas gateway: run code in sandboxes, manage persistent sandboxes, follow
+ * their events over a WebSocket. Wire types and schemas come from `@faas/protocol`.
+ */
+export { FaasClient, Containers, Sandbox, DEFAULT_BASE_URL, DEFAULT_TIMEOUT_MS, type FaasClientOptions } from './client.js';
+export { SandboxStream, DEFAULT_MAX_BUFFERED_EVENTS, type StreamOptions } from './stream.js';
+export {
+  FaasError,
+  ValidationError,
+  NotFoundError,
+  ConflictError,
+  AuthError,
+  QuotaError,
+  TimeoutError,
+  ConnectionError,
+  EngineUnavailableError,
+  ERROR_CLASSES,
+  classFor,
+  errorFromWire,
+  type FaasErrorDetails,
+} from './errors.js';
+export {
+  OPTION_TO_WIRE,
+  optionName,
+  executeRequestToWire,
+  execRequestToWire,
+  createRequestToWire,
+  streamExecToWire,
+  resultFromWire,
+  sandboxInfoFromWire,
+  type ProcessOptions,
+  type ResourceOptions,
+  type OutputCallbacks,
+  type ExecuteOptions,
+  type ExecOptions,
+  type CreateSandboxOptions,
+  type StreamExecOptions,
+  type ExecutionResult,
+  type SandboxInfo,
+  type SandboxLimits,
+} from './wire.js';
+export { NdjsonDecoder, toStreamEvent } from './ndjson.js';
+export type {
+  StreamEvent,
+  StreamEventOf,
+  StreamCommand,
+  StreamCommandOf,
+  SandboxState,
+  ExecutionMode,
+  NetworkMode,
+  ContainerStatus,
+  ErrorCode,
+} from '@faas/protocol';
+export { ERROR_CODES, LIMITS, DEFAULT_IMAGE, DEFAULT_WORKING_DIR, EXECUTION_MODES } from '@faas/protocol';
