@@ -1,0 +1,174 @@
+/**
+ * What the client subcommands (run, sandbox, shell, attach) share: the gateway options, argument parsing with
+ * one-line usage errors, and turning SDK errors into one line and an exit code.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConnectionError, FaasClient, FaasError, type ExecutionResult } from '@faas/sdk';
+import { CliError } from './command.js';
+
+/** Options every client subcommand accepts. */
+export const CLIENT_OPTIONS = {
+  url: { type: 'string' },
+  'api-key': { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+export const CLIENT_OPTIONS_HELP = [
+  '  --url URL          gateway URL (default $FAAS_URL, then http://127.0.0.1:8080)',
+  '  --api-key KEY      API key (default $FAAS_API_KEY)',
+  '  --json             print JSON instead of human-readable output',
+  '  -h, --help         show this help',
+].join('\n');
+
+/** Options of the process run by `run` and `sandbox exec`. */
+export const PROCESS_OPTIONS = {
+  env: { type: 'string', short: 'e', multiple: true },
+  workdir: { type: 'string', short: 'w' },
+  timeout: { type: 'string' },
+  stdin: { type: 'boolean', short: 'i' },
+} as const satisfies ParseArgsConfig['options'];
+
+export const PROCESS_OPTIONS_HELP = [
+  '  -e, --env K=V      environment variable (repeatable)',
+  '  -w, --workdir DIR  absolute directory to run in (default /workspace)',
+  '  --timeout MS       kill the command after MS milliseconds (default 30000)',
+  '  -i, --stdin        send this command\'s standard input to the process',
+].join('\n');
+
+/** Options of the sandbox's limits (`run`, `sandbox create`). */
+export const RESOURCE_OPTIONS = {
+  image: { type: 'string' },
+  memory: { type: 'string' },
+  cpus: { type: 'string' },
+  'pids-limit': { type: 'string' },
+  network: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+export const RESOURCE_OPTIONS_HELP = [
+  '  --image IMAGE      image to run (default faas/busybox:latest)',
+  '  --memory MB        memory limit in MiB',
+  '  --cpus N           CPU cap in cores (fractions allowed)',
+  '  --pids-limit N     most processes at once',
+  '  --network MODE     none (default) or bridge',
+].join('\n');
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+type Parsed<O extends Options> = ReturnType<typeof parseArgs<{ options: O; allowPositionals: true; strict: true }>>;
+
+/**
+ * Parses options with usage errors as `CliError`. Everything after a `--` is returned as `rest` untouched (the
+ * command to run); `positionals` are the non-option arguments before it.
+ */
+export function parseCommandLine<O extends Options>(
+  args: string[],
+  options: O,
+  usageHint: string,
+): { values: Parsed<O>['values']; positionals: string[]; rest: string[] | undefined } {
+  const dash = args.indexOf('--');
+  const before = dash === -1 ? args : args.slice(0, dash);
+  const rest = dash === -1 ? undefined : args.slice(dash + 1);
+  try {
+    const parsed = parseArgs({ args: before, options, allowPositionals: true, strict: true });
+    return { values: parsed.values, positionals: parsed.positionals, rest };
+  } catch (err) {
+    const message = err instanceof Error ? err.message.split('\n')[0] ?? String(err) : String(err);
+    throw new CliError(`${message.replace(/\. To specify a positional argument.*$/, '')}\n${usageHint}`);
+  }
+}
+
+/** A number option: integer unless `fraction`; names the option when it is not one. */
+export function numberOption(name: string, value: string | undefined, fraction = false): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || (!fraction && !Number.isInteger(n))) {
+    throw new CliError(`--${name} must be ${fraction ? 'a number' : 'an integer'}, got "${value}"`);
+  }
+  return n;
+}
+
+/** `--env K=V` values as a record. */
+export function envOption(values: string[] | undefined): Record<string, string> | undefined {
+  if (values === undefined || values.length === 0) return undefined;
+  const env: Record<string, string> = {};
+  for (const entry of values) {
+    const eq = entry.indexOf('=');
+    if (eq <= 0) throw new CliError(`--env needs NAME=VALUE, got "${entry}"`);
+    env[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  return env;
+}
+
+export function clientFrom(values: { url?: string | undefined; 'api-key'?: string | undefined }): FaasClient {
+  try {
+    const options: { baseUrl?: string; apiKey?: string } = {};
+    if (values.url !== undefined) options.baseUrl = values.url;
+    if (values['api-key'] !== undefined) options.apiKey = values['api-key'];
+    return new FaasClient(options);
+  } catch (err) {
+    throw toCliError(err);
+  }
+}
+
+/**
+ * SDK errors as one line: a `ConnectionError` reads `cannot reach the gateway at URL: <reason>` (exit 1), other
+ * gateway errors their message (exit 1), client-side validation errors are usage errors (exit 2).
+ */
+export function toCliError(err: unknown): unknown {
+  if (err instanceof CliError) return err;
+  if (err instanceof ConnectionError) {
+    if (err.message.startsWith('cannot reach')) return new CliError(`cannot reach the gateway at ${err.url ?? '?'}: ${err.reason}`, 1);
+    return new CliError(err.message, 1);
+  }
+  if (err instanceof FaasError) {
+    const usage = err.status === 0 && err.code === 'validation_error';
+    return new CliError(usage ? err.message : `${err.message} (${err.code})`, usage ? 2 : 1);
+  }
+  return err;
+}
+
+/** Runs the body of a subcommand, turning SDK errors into `CliError`s. */
+export async function withErrors<T>(body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (err) {
+    throw toCliError(err);
+  }
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Exit code of a finished command: its own, capped to what a process can exit with. */
+export function exitCodeOf(result: ExecutionResult): number {
+  return result.exitCode >= 0 && result.exitCode <= 255 ? result.exitCode : 1;
+}
+
+/** Reads all of standard input (for `--stdin`). */
+export async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Renders rows as aligned columns. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+/** Prints the notes of a finished command to stderr (timed out, OOM, truncated), unless --json. */
+export function reportOutcome(result: ExecutionResult, label: string): void {
+  const notes: string[] = [];
+  if (result.timedOut) notes.push('timed out');
+  if (result.oomKilled) notes.push('killed: out of memory');
+  else if (result.signal) notes.push(`killed by ${result.signal}`);
+  if (result.stdoutTruncated || result.stderrTruncated) notes.push('output truncated');
+  if (notes.length > 0) process.stderr.write(`${label}: ${notes.join(', ')}\n`);
+}

@@ -1,0 +1,94 @@
+/** `faas run`: run one command in a fresh sandbox, its output live on this terminal, its exit code as ours. */
+import type { ExecuteOptions, ExecutionMode, NetworkMode } from '@faas/sdk';
+import { CliError, type Command } from '../command.js';
+import {
+  CLIENT_OPTIONS,
+  CLIENT_OPTIONS_HELP,
+  PROCESS_OPTIONS,
+  PROCESS_OPTIONS_HELP,
+  RESOURCE_OPTIONS,
+  RESOURCE_OPTIONS_HELP,
+  clientFrom,
+  envOption,
+  exitCodeOf,
+  numberOption,
+  parseCommandLine,
+  printJson,
+  readStdin,
+  reportOutcome,
+  withErrors,
+} from '../client-options.js';
+
+const HELP = `Usage: faas run [options] -- COMMAND [ARG...]
+
+Runs COMMAND (no shell: use \`-- sh -c '...'\` for one) in a fresh sandbox. Its stdout and stderr are printed
+live to ours, and faas exits with its exit code.
+
+Options:
+  --mode MODE        ephemeral (default) or persistent
+${RESOURCE_OPTIONS_HELP}
+${PROCESS_OPTIONS_HELP}
+${CLIENT_OPTIONS_HELP}
+                     (with --json the result object is printed at the end; the exit code is still the command's)
+
+Examples:
+  faas run -- echo hello
+  faas run --image python:3.12-alpine --memory 256 -- python3 -c 'print(6*7)'
+  echo data | faas run -i -- wc -c`;
+
+const OPTIONS = { ...CLIENT_OPTIONS, ...PROCESS_OPTIONS, ...RESOURCE_OPTIONS, mode: { type: 'string' } } as const;
+
+/** The command to run: what follows `--`, or the positionals when there is no `--`. */
+export function commandArgv(positionals: string[], rest: string[] | undefined, skip = 0): string[] {
+  const before = positionals.slice(skip);
+  if (rest !== undefined && before.length > 0) {
+    throw new CliError(`unexpected argument "${before[0]}" before "--"; options go first, the command after "--"`);
+  }
+  const argv = rest ?? before;
+  if (argv.length === 0) throw new CliError('missing the command to run, e.g. `-- echo hello`');
+  return argv;
+}
+
+export const command: Command = {
+  summary: 'Run a command in a fresh sandbox, streaming its output',
+  async run(args) {
+    const { values, positionals, rest } = parseCommandLine(args, OPTIONS, 'Run `faas run --help` for usage.');
+    if (values.help) {
+      console.log(HELP);
+      return 0;
+    }
+    const argv = commandArgv(positionals, rest);
+    const client = clientFrom(values);
+    const options: ExecuteOptions = { argv };
+    if (values.mode !== undefined) options.mode = values.mode as ExecutionMode;
+    if (values.image !== undefined) options.image = values.image;
+    const env = envOption(values.env);
+    if (env) options.env = env;
+    if (values.workdir !== undefined) options.workingDir = values.workdir;
+    const timeoutMs = numberOption('timeout', values.timeout);
+    if (timeoutMs !== undefined) options.timeoutMs = timeoutMs;
+    const memoryMb = numberOption('memory', values.memory);
+    if (memoryMb !== undefined) options.memoryMb = memoryMb;
+    const cpuCores = numberOption('cpus', values.cpus, true);
+    if (cpuCores !== undefined) options.cpuCores = cpuCores;
+    const pidsLimit = numberOption('pids-limit', values['pids-limit']);
+    if (pidsLimit !== undefined) options.pidsLimit = pidsLimit;
+    if (values.network !== undefined) options.network = values.network as NetworkMode;
+    if (values.stdin) options.stdin = await readStdin();
+
+    return withErrors(async () => {
+      if (values.json) {
+        const result = await client.execute(options);
+        printJson(result);
+        return exitCodeOf(result);
+      }
+      const result = await client.execute({
+        ...options,
+        onStdout: (data) => process.stdout.write(data),
+        onStderr: (data) => process.stderr.write(data),
+      });
+      reportOutcome(result, 'faas run');
+      return exitCodeOf(result);
+    });
+  },
+};

@@ -1,0 +1,247 @@
+/** `faas sandbox`: create, list, inspect, run commands in, stop, resume and delete persistent sandboxes. */
+import type { CreateSandboxOptions, ExecOptions, FaasClient, NetworkMode, Sandbox, SandboxInfo } from '@faas/sdk';
+import { CliError, type Command } from '../command.js';
+import {
+  CLIENT_OPTIONS,
+  CLIENT_OPTIONS_HELP,
+  PROCESS_OPTIONS,
+  PROCESS_OPTIONS_HELP,
+  RESOURCE_OPTIONS,
+  RESOURCE_OPTIONS_HELP,
+  clientFrom,
+  envOption,
+  exitCodeOf,
+  numberOption,
+  parseCommandLine,
+  printJson,
+  readStdin,
+  reportOutcome,
+  table,
+  withErrors,
+} from '../client-options.js';
+import { commandArgv } from './run.js';
+
+const HELP = `Usage: faas sandbox <subcommand> [options]
+
+Persistent sandboxes: containers that outlive one command.
+
+Subcommands:
+  create [options] [-- COMMAND...]   create a sandbox; prints its id
+  ls | list                          list sandboxes
+  get ID                             show one sandbox
+  exec ID [options] -- COMMAND...    run a command in a sandbox, output live, its exit code as ours
+  stop ID                            stop a sandbox (its files are kept)
+  resume ID                          start a stopped sandbox again
+  rm | delete ID...                  delete sandboxes
+
+Every subcommand accepts:
+${CLIENT_OPTIONS_HELP}
+
+Run \`faas sandbox <subcommand> --help\` for its options.`;
+
+const CREATE_HELP = `Usage: faas sandbox create [options] [-- COMMAND...]
+
+Creates a persistent sandbox and prints its id (with --json: the sandbox). COMMAND, when given, is kept running
+in it; none is needed.
+
+Options:
+${RESOURCE_OPTIONS_HELP}
+  -e, --env K=V      environment variable (repeatable)
+  -w, --workdir DIR  working directory (default /workspace)
+  --idle-timeout S   stop it after S seconds without activity (default 0: never)
+${CLIENT_OPTIONS_HELP}`;
+
+const EXEC_HELP = `Usage: faas sandbox exec ID [options] -- COMMAND [ARG...]
+
+Runs COMMAND (no shell: use \`-- sh -c '...'\` for one) in sandbox ID. Its stdout and stderr are printed live to
+ours, and faas exits with its exit code (also with --json, which prints the result object instead).
+
+Options:
+${PROCESS_OPTIONS_HELP}
+${CLIENT_OPTIONS_HELP}`;
+
+const simpleHelp = (usage: string, what: string): string => `Usage: faas sandbox ${usage}\n\n${what}\n\nOptions:\n${CLIENT_OPTIONS_HELP}`;
+const HELPS: Record<string, string> = {
+  ls: simpleHelp('ls', 'Lists the sandboxes (alias: list).'),
+  get: simpleHelp('get ID', 'Shows one sandbox.'),
+  stop: simpleHelp('stop ID', 'Stops a sandbox; its files are kept and `faas sandbox resume ID` starts it again.'),
+  resume: simpleHelp('resume ID', 'Starts a stopped sandbox again.'),
+  rm: simpleHelp('rm ID...', 'Deletes sandboxes and everything in them (alias: delete).'),
+};
+
+const ALIASES: Record<string, string> = { list: 'ls', delete: 'rm' };
+
+function showInfo(s: SandboxInfo): string {
+  const limits = s.limits;
+  const lines: Array<[string, string]> = [
+    ['id', s.id],
+    ['status', s.status + (s.stoppedReason ? ` (${s.stoppedReason})` : '')],
+    ['image', s.image],
+    ['command', s.command ? s.command.join(' ') : '-'],
+    ['working dir', s.workingDir],
+    ['env', Object.keys(s.env).length ? Object.entries(s.env).map(([k, v]) => `${k}=${v}`).join(' ') : '-'],
+    ['memory', limits.memoryMb === null ? 'unlimited' : `${limits.memoryMb} MiB`],
+    ['cpus', limits.cpuCores === null ? 'unlimited' : String(limits.cpuCores)],
+    ['pids limit', limits.pidsLimit === null ? 'unlimited' : String(limits.pidsLimit)],
+    ['network', limits.network],
+    ['idle timeout', s.idleTimeoutS === 0 ? 'never' : `${s.idleTimeoutS} s`],
+    ['created', s.createdAt],
+    ['last active', s.lastActiveAt],
+  ];
+  const width = Math.max(...lines.map(([k]) => k.length));
+  return lines.map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${v}`).join('\n');
+}
+
+function oneId(positionals: string[], sub: string): string {
+  const [id, extra] = positionals;
+  if (id === undefined) throw new CliError(`missing the sandbox ID: faas sandbox ${sub} ID`);
+  if (extra !== undefined) throw new CliError(`unexpected argument "${extra}"`);
+  return id;
+}
+
+async function create(args: string[]): Promise<number> {
+  const options = { ...CLIENT_OPTIONS, ...RESOURCE_OPTIONS, env: PROCESS_OPTIONS.env, workdir: PROCESS_OPTIONS.workdir, 'idle-timeout': { type: 'string' } } as const;
+  const { values, positionals, rest } = parseCommandLine(args, options, 'Run `faas sandbox create --help` for usage.');
+  if (values.help) return help(CREATE_HELP);
+  if (positionals.length > 0) throw new CliError(`unexpected argument "${positionals[0]}"; a command goes after "--"`);
+  const client = clientFrom(values);
+  const opts: CreateSandboxOptions = {};
+  if (rest !== undefined && rest.length > 0) opts.argv = rest;
+  if (values.image !== undefined) opts.image = values.image;
+  const env = envOption(values.env);
+  if (env) opts.env = env;
+  if (values.workdir !== undefined) opts.workingDir = values.workdir;
+  const memoryMb = numberOption('memory', values.memory);
+  if (memoryMb !== undefined) opts.memoryMb = memoryMb;
+  const cpuCores = numberOption('cpus', values.cpus, true);
+  if (cpuCores !== undefined) opts.cpuCores = cpuCores;
+  const pidsLimit = numberOption('pids-limit', values['pids-limit']);
+  if (pidsLimit !== undefined) opts.pidsLimit = pidsLimit;
+  if (values.network !== undefined) opts.network = values.network as NetworkMode;
+  const idle = numberOption('idle-timeout', values['idle-timeout']);
+  if (idle !== undefined) opts.idleTimeoutS = idle;
+  const sandbox = await withErrors(() => client.containers.create(opts));
+  if (values.json) printJson(sandbox);
+  else console.log(sandbox.id);
+  return 0;
+}
+
+async function exec(args: string[]): Promise<number> {
+  const { values, positionals, rest } = parseCommandLine(args, { ...CLIENT_OPTIONS, ...PROCESS_OPTIONS }, 'Run `faas sandbox exec --help` for usage.');
+  if (values.help) return help(EXEC_HELP);
+  const id = positionals[0];
+  if (id === undefined) throw new CliError('missing the sandbox ID: faas sandbox exec ID -- COMMAND...');
+  const argv = commandArgv(positionals, rest, 1);
+  const client = clientFrom(values);
+  const opts: ExecOptions = { argv };
+  const env = envOption(values.env);
+  if (env) opts.env = env;
+  if (values.workdir !== undefined) opts.workingDir = values.workdir;
+  const timeoutMs = numberOption('timeout', values.timeout);
+  if (timeoutMs !== undefined) opts.timeoutMs = timeoutMs;
+  if (values.stdin) opts.stdin = await readStdin();
+  return withErrors(async () => {
+    if (values.json) {
+      const result = await client.containers.exec(id, opts);
+      printJson(result);
+      return exitCodeOf(result);
+    }
+    const result = await client.containers.exec(id, {
+      ...opts,
+      onStdout: (data) => process.stdout.write(data),
+      onStderr: (data) => process.stderr.write(data),
+    });
+    reportOutcome(result, 'faas sandbox exec');
+    return exitCodeOf(result);
+  });
+}
+
+/** ls, get, stop, resume, rm: only the client options and ids. */
+async function simple(sub: string, args: string[]): Promise<number> {
+  const { values, positionals, rest } = parseCommandLine(args, CLIENT_OPTIONS, `Run \`faas sandbox ${sub} --help\` for usage.`);
+  if (values.help) return help(HELPS[sub] ?? HELP);
+  if (rest !== undefined && rest.length > 0) throw new CliError(`unexpected argument "${rest[0]}"`);
+  const client: FaasClient = clientFrom(values);
+  const json = values.json === true;
+  switch (sub) {
+    case 'ls': {
+      if (positionals.length > 0) throw new CliError(`unexpected argument "${positionals[0]}"`);
+      const list = await withErrors(() => client.containers.list());
+      if (json) printJson(list);
+      else if (list.length === 0) console.log('no sandboxes');
+      else {
+        console.log(
+          table(
+            ['ID', 'STATUS', 'IMAGE', 'CREATED', 'LAST ACTIVE'],
+            list.map((s) => [s.id, s.status, s.image, s.createdAt, s.lastActiveAt]),
+          ),
+        );
+      }
+      return 0;
+    }
+    case 'get': {
+      const sandbox = await withErrors(() => client.containers.get(oneId(positionals, sub)));
+      console.log(json ? JSON.stringify(sandbox, null, 2) : showInfo(sandbox));
+      return 0;
+    }
+    case 'stop':
+    case 'resume': {
+      const id = oneId(positionals, sub);
+      const sandbox: Sandbox = await withErrors(() => (sub === 'stop' ? client.containers.stop(id) : client.containers.resume(id)));
+      if (json) printJson(sandbox);
+      else console.log(`${sandbox.id} ${sandbox.status}`);
+      return 0;
+    }
+    case 'rm': {
+      if (positionals.length === 0) throw new CliError('missing the sandbox ID: faas sandbox rm ID...');
+      const deleted: string[] = [];
+      let failed = 0;
+      for (const id of positionals) {
+        try {
+          await withErrors(() => client.containers.delete(id));
+          deleted.push(id);
+          if (!json) console.log(id);
+        } catch (err) {
+          if (positionals.length === 1 || !(err instanceof CliError)) throw err;
+          console.error(`faas sandbox rm: ${id}: ${err.message}`);
+          failed++;
+        }
+      }
+      if (json) printJson({ deleted });
+      return failed > 0 ? 1 : 0;
+    }
+  }
+  throw new CliError(`unknown subcommand "${sub}"`);
+}
+
+function help(text: string): number {
+  console.log(text);
+  return 0;
+}
+
+export const command: Command = {
+  summary: 'Manage persistent sandboxes: create, ls, get, exec, stop, resume, rm',
+  async run(args) {
+    const [first, ...rest] = args;
+    if (first === undefined) {
+      console.error(HELP);
+      return 2;
+    }
+    if (first === '--help' || first === '-h' || first === 'help') return help(HELP);
+    const sub = ALIASES[first] ?? first;
+    switch (sub) {
+      case 'create':
+        return create(rest);
+      case 'exec':
+        return exec(rest);
+      case 'ls':
+      case 'get':
+      case 'stop':
+      case 'resume':
+      case 'rm':
+        return simple(sub, rest);
+      default:
+        throw new CliError(`unknown subcommand "${first}"; one of create, ls, get, exec, stop, resume, rm (see \`faas sandbox --help\`)`);
+    }
+  },
+};
