@@ -22,6 +22,8 @@ export async function buildGateway(platform: Platform): Promise<FastifyInstance>
     bodyLimit: BODY_LIMIT,
     // Long executions keep their request open; the execution's own timeout bounds it.
     requestTimeout: 0,
+    // On shutdown, do not wait for long executions: the platform kills and records them.
+    forceCloseConnections: true,
   });
   // An empty JSON body (POST .../stop with a Content-Type) means "no options", not an error.
   app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: BODY_LIMIT }, (_request, body, done) => {

@@ -4,7 +4,7 @@
  */
 import { DEFAULT_IMAGE, DEFAULT_WORKING_DIR, type ExecuteRequest, type ExecuteResult, type ExecutionMode, LIMITS, type StreamEvent } from '@faas/protocol';
 import { FaasError, errorMessage } from '../errors.js';
-import type { Runtime } from '../runtimes/runtime.js';
+import type { ProcessHandle, Runtime } from '../runtimes/runtime.js';
 import { newId, nowIso } from './ids.js';
 import { type PlatformMetrics, outcomeLabel } from './metrics.js';
 import { type ProcessOutcome, runProcess } from './run-process.js';
@@ -33,6 +33,9 @@ export function toExecuteResult(id: string, mode: ExecutionMode, o: ProcessOutco
 export class Executor {
   /** Removals of finished ephemeral sandboxes, done after the answer; awaited on shutdown. */
   private readonly cleanups = new Set<Promise<void>>();
+  /** Processes of ephemeral executions under way, killed if the gateway shuts down. */
+  private readonly running = new Map<string, { handle: ProcessHandle | null; finished: Promise<unknown> }>();
+  private closing = false;
 
   constructor(
     private readonly runtime: Runtime,
@@ -52,11 +55,14 @@ export class Executor {
 
   async execute(req: ExecuteRequest, onEvent?: (event: StreamEvent) => void): Promise<ExecuteResult> {
     const mode = this.validate(req);
+    if (this.closing) throw new FaasError('engine_unavailable', 'the gateway is shutting down; retry against its next start', undefined, 5);
     const id = newId('ex');
     const started = performance.now();
     this.store.insertExecution({ id, mode, sandboxId: null, status: 'running', exitCode: null, error: null, startedAt: nowIso(), endedAt: null });
+    const work = mode === 'persistent' ? this.persistent(id, req, onEvent) : this.ephemeral(id, req, onEvent);
     try {
-      const result = mode === 'persistent' ? await this.persistent(id, req, onEvent) : await this.ephemeral(id, req, onEvent);
+      const result = await work;
+      if (this.closing) throw new FaasError('engine_unavailable', `the gateway shut down while execution ${id} ran; it was killed`);
       this.store.finishExecution(id, 'finished', result.exit_code, null, nowIso());
       this.metrics.executions.inc({ mode, outcome: outcomeLabel({ exitCode: result.exit_code, timedOut: result.timed_out, oomKilled: result.oom_killed }) });
       return result;
@@ -82,12 +88,17 @@ export class Executor {
       labels: { 'faas.kind': 'ephemeral', 'faas.execution': id },
     });
     this.metrics.liveSandboxes.inc({ kind: 'ephemeral', status: 'running' });
+    const entry: { handle: ProcessHandle | null; finished: Promise<unknown> } = { handle: null, finished: Promise.resolve() };
+    this.running.set(id, entry);
     try {
       const handle = await this.runtime.exec(sandboxId, {
         argv: req.argv ?? shellArgv(req.command!),
         cwd: req.working_dir,
         stdin: req.stdin !== undefined,
       });
+      entry.handle = handle;
+      entry.finished = handle.exited.catch(() => undefined);
+      if (this.closing) handle.signal('SIGKILL', { tree: true });
       if (onEvent) handle.on('spawn_error', (message: string) => onEvent({ type: 'error', message, exec_id: id }));
       const outcome = await runProcess(handle, {
         execId: id,
@@ -98,6 +109,7 @@ export class Executor {
       });
       return toExecuteResult(id, 'ephemeral', outcome);
     } finally {
+      this.running.delete(id);
       this.removeLater(sandboxId);
     }
   }
@@ -135,5 +147,15 @@ export class Executor {
   /** Waits for background removals (used on shutdown and by tests). */
   async drain(): Promise<void> {
     await Promise.all([...this.cleanups]);
+  }
+
+  /** Shutdown: kills ephemeral executions under way (they are recorded as failed) and removes their sandboxes. */
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const entry of this.running.values()) entry.handle?.signal('SIGKILL', { tree: true });
+    await Promise.all([...this.running.values()].map((e) => e.finished));
+    // Let the executions record their end before the sandboxes go.
+    await new Promise((resolve) => setImmediate(resolve));
+    await this.drain();
   }
 }

@@ -58,10 +58,19 @@ export async function createPlatform(config: GatewayConfig): Promise<Platform> {
   const executor = new Executor(runtime, sandboxes, store, metrics);
 
   store.failInterruptedExecutions('the gateway stopped while this execution ran', new Date().toISOString());
-  const health = await runtime.health();
-  if (health.reachable) await sandboxes.reconcile();
-
-  const idleTimer = setInterval(() => void sandboxes.stopIdle().catch(() => undefined), config.idleCheckMs);
+  // Reconcile now if the engine is up, otherwise as soon as it answers (from the periodic tick).
+  let reconciled = false;
+  const reconcile = async () => {
+    if (reconciled || !(await runtime.health()).reachable) return;
+    await sandboxes.reconcile();
+    reconciled = true;
+  };
+  await reconcile();
+  const tick = async () => {
+    await reconcile();
+    if (reconciled) await sandboxes.stopIdle();
+  };
+  const idleTimer = setInterval(() => void tick().catch(() => undefined), config.idleCheckMs);
   idleTimer.unref();
 
   return {
@@ -74,7 +83,7 @@ export async function createPlatform(config: GatewayConfig): Promise<Platform> {
     executor,
     async close() {
       clearInterval(idleTimer);
-      await executor.drain();
+      await executor.close();
       sandboxes.close();
       await runtime.close();
       db.close();

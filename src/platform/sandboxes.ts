@@ -58,6 +58,7 @@ export class SandboxService {
   private readonly live = new Map<string, LiveState>();
   /** Operations in flight per sandbox, so stop/resume/delete of one sandbox never interleave. */
   private readonly locks = new Map<string, Promise<unknown>>();
+  private closed = false;
 
   constructor(
     private readonly runtime: Runtime,
@@ -201,7 +202,7 @@ export class SandboxService {
   }
 
   touch(id: string): void {
-    this.store.touchSandbox(id, nowIso());
+    if (!this.closed) this.store.touchSandbox(id, nowIso());
   }
 
   /** Starts a process and publishes its output and exit to the sandbox's watchers. */
@@ -456,6 +457,7 @@ export class SandboxService {
 
   /** Detaches from every sandbox without stopping any: they keep running for the next gateway to adopt. */
   close(): void {
+    this.closed = true;
     for (const s of this.live.values()) {
       s.hub.emit('closed');
       s.hub.removeAllListeners();
