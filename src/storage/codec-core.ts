@@ -1,0 +1,287 @@
+/**
+ * The blob file format and the codecs, as ONE self-contained factory: `codecCore(deps)` uses nothing but its
+ * `deps` argument and JavaScript globals, so the same function runs in the main thread and, via
+ * `codecCore.toString()`, in the worker threads of `CodecPool` (no separate worker file to build or locate).
+ *
+ * Blob file = 16-byte header + payload:
+ *   0..3   magic "FAB1"
+ *   4      codec: 0 none, 1 zstd, 2 lz4 (lz4-napi block format, size-prefixed)
+ *   5      kind: 0 data (payload decodes to the content whose SHA-256 is the id),
+ *                1 manifest (payload lists the chunks of a chunked blob, see encodeManifest)
+ *   6..7   reserved, 0
+ *   8..15  logical size (u64 little-endian): bytes of the decoded content
+ * The header makes every file and every L2 object self-describing: it can be verified and decoded without the
+ * database (after losing faas.db, or when read through from a bucket another node filled).
+ *
+ * Manifest payload (never compressed): "FAMF" | u32 version=1 | u32 count | u32 0 | u64 total |
+ * count x (32-byte chunk id | u32 length) | 32-byte SHA-256 of everything before it. The trailing checksum
+ * protects the chunk list; every chunk is then verified against its own id when read, so reassembled data is
+ * exactly what was put without hashing the whole again.
+ */
+
+export type CodecName = 'none' | 'zstd' | 'lz4';
+/** 'auto' = sample, then zstd or none; 'fast' = sample, then lz4 or none; a codec name forces that codec. */
+export type CodecChoice = 'auto' | 'fast' | CodecName;
+
+export interface CodecDeps {
+  crypto: typeof import('node:crypto');
+  fs: typeof import('node:fs');
+  path: typeof import('node:path');
+  zstd: typeof import('zstd-napi');
+  lz4: typeof import('lz4-napi');
+}
+
+export interface EncodeResult {
+  codec: CodecName;
+  /** Header + payload, ready to write. */
+  parts: Uint8Array[];
+  storedSize: number;
+}
+
+export interface DecodedBlob {
+  kind: 0 | 1;
+  codec: CodecName;
+  /** Logical content (kind 0) or the manifest payload (kind 1). */
+  data: Uint8Array;
+}
+
+/** An error thrown by the core: `code` is 'CORRUPT', 'ENOENT', 'ENOSPC', … so callers can map it to a typed error. */
+export interface CoreError extends Error {
+  code: string;
+}
+
+export interface ManifestEntry {
+  id: string;
+  size: number;
+}
+
+export function codecCore(deps: CodecDeps) {
+  const { crypto, fs, path, zstd, lz4 } = deps;
+  const HEADER = 16;
+  const MAGIC = 0x31424146; // "FAB1" little-endian
+  const MF_MAGIC = 0x464d4146; // "FAMF"
+  const CODECS: CodecName[] = ['none', 'zstd', 'lz4'];
+  /** Below this many bytes compression cannot win enough to pay for the header and the CPU. */
+  const SMALL = 512;
+  /** Keep the compressed form only if it saves at least 5%; otherwise reads pay for nothing. */
+  const KEEP_RATIO = 0.95;
+  /** The sample must compress to 90% or better before the whole input is compressed. */
+  const SAMPLE_RATIO = 0.9;
+  const SAMPLE_SLICE = 4096;
+  const SAMPLE_SLICES = 4;
+
+  const compressors = new Map<number, InstanceType<typeof zstd.Compressor>>();
+  let decompressor: InstanceType<typeof zstd.Decompressor> | null = null;
+  const madeDirs = new Set<string>();
+
+  function fail(code: string, message: string): never {
+    const e = new Error(message) as CoreError;
+    e.code = code;
+    throw e;
+  }
+
+  function zstdCompress(data: Uint8Array, level: number): Uint8Array {
+    let c = compressors.get(level);
+    if (!c) {
+      c = new zstd.Compressor();
+      c.setParameters({ compressionLevel: level });
+      compressors.set(level, c);
+    }
+    return c.compress(data);
+  }
+
+  function zstdDecompress(data: Uint8Array): Uint8Array {
+    if (!decompressor) decompressor = new zstd.Decompressor();
+    return decompressor.decompress(data);
+  }
+
+  function asBuffer(u: Uint8Array): Buffer {
+    return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+  }
+
+  function compressWith(codec: CodecName, data: Uint8Array, level: number): Uint8Array {
+    if (codec === 'zstd') return zstdCompress(data, level);
+    if (codec === 'lz4') return lz4.compressSync(asBuffer(data));
+    return data;
+  }
+
+  /** Compresses a few evenly spaced slices; true when they shrink enough to be worth compressing everything. */
+  function sampleSaysCompress(codec: CodecName, data: Uint8Array, level: number): boolean {
+    let sample: Uint8Array;
+    if (data.length <= SAMPLE_SLICE * SAMPLE_SLICES * 2) {
+      sample = data;
+    } else {
+      const parts: Uint8Array[] = [];
+      const step = Math.floor((data.length - SAMPLE_SLICE) / (SAMPLE_SLICES - 1));
+      for (let i = 0; i < SAMPLE_SLICES; i++) parts.push(data.subarray(i * step, i * step + SAMPLE_SLICE));
+      sample = Buffer.concat(parts);
+    }
+    return compressWith(codec, sample, level).length <= sample.length * SAMPLE_RATIO;
+  }
+
+  function header(codec: CodecName, kind: 0 | 1, size: number): Buffer {
+    const h = Buffer.alloc(HEADER);
+    h.writeUInt32LE(MAGIC, 0);
+    h[4] = CODECS.indexOf(codec);
+    h[5] = kind;
+    h.writeUInt32LE(size % 0x100000000, 8);
+    h.writeUInt32LE(Math.floor(size / 0x100000000), 12);
+    return h;
+  }
+
+  /** Chooses the codec (sampling for 'auto'/'fast') and builds the file bytes for a data blob. */
+  function encode(data: Uint8Array, choice: CodecChoice, level: number): EncodeResult {
+    let codec: CodecName;
+    if (choice === 'auto' || choice === 'fast') {
+      const candidate: CodecName = choice === 'auto' ? 'zstd' : 'lz4';
+      codec = data.length < SMALL || !sampleSaysCompress(candidate, data, level) ? 'none' : candidate;
+    } else {
+      codec = choice;
+    }
+    let payload = compressWith(codec, data, level);
+    if (codec !== 'none' && choice !== codec && payload.length > data.length * KEEP_RATIO) {
+      codec = 'none';
+      payload = data;
+    }
+    const h = header(codec, 0, data.length);
+    return { codec, parts: [h, payload], storedSize: HEADER + payload.length };
+  }
+
+  function encodeManifestFile(payload: Uint8Array, total: number): EncodeResult {
+    return { codec: 'none', parts: [header('none', 1, total), payload], storedSize: HEADER + payload.length };
+  }
+
+  function sha256hex(data: Uint8Array): string {
+    return crypto.createHash('sha256').update(data).digest('hex');
+  }
+
+  /** Parses and checks a blob file's bytes; data blobs are decompressed and hashed against `id`. */
+  function decode(buf: Uint8Array, id: string): DecodedBlob {
+    const b = asBuffer(buf);
+    if (b.length < HEADER) fail('CORRUPT', `file is ${b.length} bytes, shorter than the ${HEADER}-byte header (truncated)`);
+    if (b.readUInt32LE(0) !== MAGIC) fail('CORRUPT', 'bad magic in the header');
+    const codec = CODECS[b[4]!];
+    const kind = b[5]!;
+    if (!codec) fail('CORRUPT', `unknown codec ${b[4]} in the header`);
+    if (kind !== 0 && kind !== 1) fail('CORRUPT', `unknown kind ${kind} in the header`);
+    const size = b.readUInt32LE(8) + b.readUInt32LE(12) * 0x100000000;
+    const payload = b.subarray(HEADER);
+    if (kind === 1) {
+      parseManifest(payload, id, size);
+      return { kind: 1, codec, data: payload };
+    }
+    let data: Uint8Array;
+    try {
+      if (codec === 'zstd') data = zstdDecompress(payload);
+      else if (codec === 'lz4') data = lz4.uncompressSync(payload);
+      else data = payload;
+    } catch (err) {
+      fail('CORRUPT', `${codec} payload does not decompress (${(err as Error).message})`);
+    }
+    if (data.length !== size) fail('CORRUPT', `decoded ${data.length} bytes, header says ${size} (truncated?)`);
+    const actual = sha256hex(data);
+    if (actual !== id) fail('CORRUPT', `content hashes to ${actual}`);
+    return { kind: 0, codec, data };
+  }
+
+  function encodeManifest(entries: ManifestEntry[], total: number): Buffer {
+    const n = entries.length;
+    const buf = Buffer.alloc(24 + n * 36 + 32);
+    buf.writeUInt32LE(MF_MAGIC, 0);
+    buf.writeUInt32LE(1, 4);
+    buf.writeUInt32LE(n, 8);
+    buf.writeUInt32LE(0, 12);
+    buf.writeUInt32LE(total % 0x100000000, 16);
+    buf.writeUInt32LE(Math.floor(total / 0x100000000), 20);
+    let off = 24;
+    for (const e of entries) {
+      buf.write(e.id, off, 'hex');
+      buf.writeUInt32LE(e.size, off + 32);
+      off += 36;
+    }
+    crypto.createHash('sha256').update(buf.subarray(0, off)).digest().copy(buf, off);
+    return buf;
+  }
+
+  function parseManifest(payload: Uint8Array, id: string, expectTotal?: number): ManifestEntry[] {
+    const b = asBuffer(payload);
+    if (b.length < 56) fail('CORRUPT', `manifest is ${b.length} bytes (truncated)`);
+    if (b.readUInt32LE(0) !== MF_MAGIC || b.readUInt32LE(4) !== 1) fail('CORRUPT', 'bad manifest magic or version');
+    const n = b.readUInt32LE(8);
+    if (b.length !== 24 + n * 36 + 32) fail('CORRUPT', `manifest of ${n} chunks has ${b.length} bytes (truncated or padded)`);
+    const body = b.subarray(0, b.length - 32);
+    const sum = crypto.createHash('sha256').update(body).digest();
+    if (!sum.equals(b.subarray(b.length - 32))) fail('CORRUPT', 'manifest checksum mismatch');
+    const total = b.readUInt32LE(16) + b.readUInt32LE(20) * 0x100000000;
+    if (expectTotal !== undefined && total !== expectTotal) fail('CORRUPT', `manifest total ${total} != header size ${expectTotal}`);
+    const entries: ManifestEntry[] = [];
+    let sumSizes = 0;
+    for (let i = 0, off = 24; i < n; i++, off += 36) {
+      const size = b.readUInt32LE(off + 32);
+      entries.push({ id: b.toString('hex', off, off + 32), size });
+      sumSizes += size;
+    }
+    if (sumSizes !== total) fail('CORRUPT', `manifest chunk sizes sum to ${sumSizes}, expected ${total}`);
+    if (n === 1 && entries[0]!.id === id) fail('CORRUPT', 'manifest refers to itself');
+    return entries;
+  }
+
+  function ensureDir(dir: string): void {
+    if (madeDirs.has(dir)) return;
+    fs.mkdirSync(dir, { recursive: true });
+    madeDirs.add(dir);
+  }
+
+  /**
+   * Writes parts to `tmp` with one handle, then renames onto `final`: readers see either no file or the whole
+   * file, and two writers of the same id both rename complete, identical files.
+   */
+  function writeAtomic(tmp: string, final: string, parts: Uint8Array[], fsync: boolean): void {
+    ensureDir(path.dirname(tmp));
+    ensureDir(path.dirname(final));
+    const fd = fs.openSync(tmp, 'wx', 0o644);
+    try {
+      try {
+        for (const p of parts) {
+          let off = 0;
+          while (off < p.length) off += fs.writeSync(fd, p, off, p.length - off);
+        }
+        if (fsync) fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, final);
+    } catch (err) {
+      try {
+        fs.unlinkSync(tmp);
+      } catch {
+        /* already gone */
+      }
+      throw err;
+    }
+  }
+
+  function readFile(file: string): Buffer {
+    return fs.readFileSync(file);
+  }
+
+  /** Reads, decodes and verifies a blob file. */
+  function decodeFile(file: string, id: string): DecodedBlob {
+    return decode(readFile(file), id);
+  }
+
+  return {
+    HEADER,
+    encode,
+    encodeManifestFile,
+    decode,
+    decodeFile,
+    encodeManifest,
+    parseManifest,
+    writeAtomic,
+    sha256hex,
+    readFile,
+  };
+}
+
+export type CodecCore = ReturnType<typeof codecCore>;
