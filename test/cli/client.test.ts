@@ -1,0 +1,200 @@
+/** `faas run` and `faas sandbox` (the compiled CLI as a child process) against a real gateway and Docker. */
+import { execFileSync, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { FaasClient } from '@faas/sdk';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const BIN = path.join(ROOT, 'bin/faas.js');
+
+let gw: TestGateway;
+let client: FaasClient;
+const sandboxes: string[] = [];
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `faas ARGS` with FAAS_URL set to the test gateway. */
+function faas(args: string[], opts: { env?: Record<string, string>; input?: string } = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, FAAS_URL: gw.url, ...opts.env },
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+beforeAll(async () => {
+  execFileSync('npx', ['tsc', '-b'], { cwd: ROOT, stdio: 'inherit' });
+  gw = await startTestGateway();
+  client = new FaasClient({ baseUrl: gw.url });
+});
+afterEach(async () => {
+  for (const id of sandboxes.splice(0)) await client.containers.delete(id).catch(() => undefined);
+});
+afterAll(async () => {
+  await gw?.close();
+});
+
+describe('faas run', () => {
+  it('prints the output and exits with the command\'s exit code', async () => {
+    const r = await faas(['run', '--', 'sh', '-c', 'echo hi; exit 4']);
+    expect(r.stdout).toBe('hi\n');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(4);
+  });
+
+  it('keeps stdout and stderr apart', async () => {
+    const r = await faas(['run', '--', 'sh', '-c', 'echo to-out; echo to-err >&2']);
+    expect(r.stdout).toBe('to-out\n');
+    expect(r.stderr).toBe('to-err\n');
+    expect(r.code).toBe(0);
+  });
+
+  it('passes env, workdir and stdin', async () => {
+    const r = await faas(['run', '-e', 'A=1', '--env', 'B=two', '--workdir', '/tmp', '-i', '--', 'sh', '-c', 'echo "$A $B $(pwd)"; cat'], { input: 'piped' });
+    expect(r.stdout).toBe('1 two /tmp\npiped');
+    expect(r.code).toBe(0);
+  });
+
+  it('--json prints the result object', async () => {
+    const r = await faas(['run', '--json', '--', 'sh', '-c', 'echo hi; echo e >&2; exit 2']);
+    const result = JSON.parse(r.stdout);
+    expect(result).toMatchObject({ exitCode: 2, stdout: 'hi\n', stderr: 'e\n', timedOut: false });
+    expect(r.code).toBe(2);
+  });
+
+  it('reports a timeout on stderr', async () => {
+    const r = await faas(['run', '--timeout', '300', '--', 'sleep', '5']);
+    expect(r.stderr).toContain('timed out');
+    expect(r.code).not.toBe(0);
+  });
+
+  it('rejects an unknown option in one line', async () => {
+    const r = await faas(['run', '--bogus', '--', 'true']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^faas run: Unknown option '--bogus'/);
+    expect(r.stderr).not.toContain('    at ');
+  });
+
+  it('rejects a bad option value naming the option', async () => {
+    const r = await faas(['run', '--memory', '1', '--', 'true']);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain('memoryMb');
+    const noCmd = await faas(['run']);
+    expect(noCmd.code).toBe(2);
+    expect(noCmd.stderr).toContain('missing the command');
+  });
+
+  it('says in one line when the gateway cannot be reached, exit 1', async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const r = await faas(['run', '--url', url, '--', 'true']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`faas run: cannot reach the gateway at ${url}: connect ECONNREFUSED 127.0.0.1:${port}\n`);
+    const viaEnv = await faas(['sandbox', 'ls'], { env: { FAAS_URL: url } });
+    expect(viaEnv.code).toBe(1);
+    expect(viaEnv.stderr).toBe(`faas sandbox: cannot reach the gateway at ${url}: connect ECONNREFUSED 127.0.0.1:${port}\n`);
+  });
+
+  it('--help', async () => {
+    for (const args of [['run', '--help'], ['sandbox', '--help'], ['sandbox', 'exec', '--help'], ['shell', '--help'], ['attach', '--help']]) {
+      const r = await faas(args);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.stdout).toMatch(/^Usage: faas /);
+    }
+  });
+});
+
+describe('faas sandbox', () => {
+  it('create, ls, get, exec, stop, resume, rm', async () => {
+    const created = await faas(['sandbox', 'create', '--memory', '128', '-e', 'X=y']);
+    expect(created.code).toBe(0);
+    const id = created.stdout.trim();
+    sandboxes.push(id);
+    expect(id).toMatch(/^\S+$/);
+
+    const ls = await faas(['sandbox', 'ls']);
+    expect(ls.stdout).toMatch(/^ID\s+STATUS\s+IMAGE/);
+    expect(ls.stdout).toContain(id);
+    const lsJson = JSON.parse((await faas(['sandbox', 'list', '--json'])).stdout) as Array<{ id: string; status: string }>;
+    expect(lsJson.find((s) => s.id === id)?.status).toBe('running');
+
+    const get = await faas(['sandbox', 'get', id]);
+    expect(get.stdout).toMatch(/status:\s+running/);
+    expect(get.stdout).toMatch(/memory:\s+128 MiB/);
+    expect(JSON.parse((await faas(['sandbox', 'get', id, '--json'])).stdout)).toMatchObject({ id, env: { X: 'y' } });
+
+    const exec = await faas(['sandbox', 'exec', id, '--', 'sh', '-c', 'echo "$X" > f; cat f; echo err >&2; exit 6']);
+    expect(exec).toMatchObject({ code: 6, stdout: 'y\n', stderr: 'err\n' });
+    const execJson = await faas(['sandbox', 'exec', '--json', id, '--', 'cat', 'f']);
+    expect(JSON.parse(execJson.stdout)).toMatchObject({ exitCode: 0, stdout: 'y\n' });
+
+    expect((await faas(['sandbox', 'stop', id])).stdout).toBe(`${id} stopped\n`);
+    const stoppedExec = await faas(['sandbox', 'exec', id, '--', 'true']);
+    expect(stoppedExec.code).toBe(1);
+    expect(stoppedExec.stderr).toContain('(conflict)');
+    expect(JSON.parse((await faas(['sandbox', 'resume', id, '--json'])).stdout)).toMatchObject({ id, status: 'running' });
+
+    const rm = await faas(['sandbox', 'rm', id]);
+    expect(rm).toMatchObject({ code: 0, stdout: `${id}\n` });
+    const gone = await faas(['sandbox', 'get', id]);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr.trim().split('\n')).toHaveLength(1);
+    expect(gone.stderr).toContain('(not_found)');
+  });
+
+  it('rejects an unknown subcommand', async () => {
+    const r = await faas(['sandbox', 'frobnicate']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^faas sandbox: unknown subcommand "frobnicate"/);
+  });
+});
+
+describe('faas attach', () => {
+  it('prints the sandbox\'s events as lines until Ctrl-C', async () => {
+    const box = await client.containers.create();
+    sandboxes.push(box.id);
+    const child = spawn(process.execPath, [BIN, 'attach', box.id], { cwd: ROOT, env: { ...process.env, FAAS_URL: gw.url }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    await new Promise((r) => setTimeout(r, 1500));
+    const stream = await box.stream();
+    const execId = await stream.exec('echo attached-line; exit 3');
+    for await (const ev of stream) if (ev.type === 'exit' && ev.exec_id === execId) break;
+    await stream.close();
+    const deadline = Date.now() + 5000;
+    while (!out.includes('exit') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    expect(err).toBe('');
+    expect(out).toMatch(new RegExp(`stdout \\[${execId.slice(0, 12)}\\]: attached-line`));
+    expect(out).toMatch(/exit \[.*\]: code 3/);
+  });
+});

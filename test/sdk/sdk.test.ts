@@ -1,0 +1,193 @@
+/** The SDK against a real gateway and the real Docker engine. */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ConflictError, ConnectionError, FaasClient, NotFoundError, ValidationError, type Sandbox, type StreamEvent } from '@faas/sdk';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+
+let gw: TestGateway;
+let client: FaasClient;
+const created: Sandbox[] = [];
+
+beforeAll(async () => {
+  gw = await startTestGateway();
+  client = new FaasClient({ baseUrl: gw.url });
+});
+afterEach(async () => {
+  for (const s of created.splice(0)) await s.delete().catch(() => undefined);
+});
+afterAll(async () => {
+  await gw?.close();
+});
+
+async function sandbox(): Promise<Sandbox> {
+  const s = await client.containers.create();
+  created.push(s);
+  return s;
+}
+
+/** Collects a stream's events until the exit of `execId`. */
+async function untilExit(events: AsyncIterable<StreamEvent>, execId: string): Promise<{ out: string; code: number; all: StreamEvent[] }> {
+  let out = '';
+  const all: StreamEvent[] = [];
+  for await (const ev of events) {
+    all.push(ev);
+    if (ev.type === 'stdout' && ev.exec_id === execId) out += ev.data;
+    if (ev.type === 'error' && ev.exec_id === execId) throw new Error(`exec failed: ${ev.message}`);
+    if (ev.type === 'exit' && ev.exec_id === execId) return { out, code: ev.code, all };
+  }
+  throw new Error(`stream ended before the exit of ${execId}: ${JSON.stringify(all)}`);
+}
+
+describe('execute', () => {
+  it('returns stdout, stderr and the exit code', async () => {
+    const result = await client.execute({ command: 'echo out; echo err >&2; exit 3' });
+    expect(result).toMatchObject({ exitCode: 3, stdout: 'out\n', stderr: 'err\n', timedOut: false, oomKilled: false, signal: null, mode: 'ephemeral' });
+    expect(result.id).not.toBe('');
+    expect(result.durationMs).toBeGreaterThan(0);
+  });
+
+  it('runs an argv with env, working dir and stdin', async () => {
+    const result = await client.execute({ argv: ['sh', '-c', 'echo "$GREETING $(pwd)"; cat'], env: { GREETING: 'hello' }, workingDir: '/tmp', stdin: 'from stdin' });
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toBe('hello /tmp\nfrom stdin');
+  });
+
+  it('streams output to the callbacks as it arrives and still returns the full result', async () => {
+    const chunks: Array<[string, number]> = [];
+    const errs: string[] = [];
+    const started = Date.now();
+    const result = await client.execute({
+      command: 'echo one; sleep 1; echo two; echo bad >&2; exit 5',
+      onStdout: (d) => chunks.push([d, Date.now() - started]),
+      onStderr: (d) => errs.push(d),
+    });
+    expect(chunks.map(([d]) => d).join('')).toBe('one\ntwo\n');
+    const first = chunks[0];
+    expect(first?.[0]).toBe('one\n');
+    // "one" was delivered well before the command ended: live, not at the end.
+    expect(first![1]).toBeLessThan(result.durationMs - 500);
+    expect(errs.join('')).toBe('bad\n');
+    expect(result).toMatchObject({ exitCode: 5, stdout: 'one\ntwo\n', stderr: 'bad\n' });
+  });
+
+  it('reports a timeout', async () => {
+    const result = await client.execute({ command: 'sleep 5', timeoutMs: 500 });
+    expect(result.timedOut).toBe(true);
+    expect(result.exitCode).not.toBe(0);
+  });
+
+  it('maps gateway errors to typed errors', async () => {
+    await expect(client.execute({ command: 'true', mode: 'cached' })).rejects.toMatchObject({ name: 'ValidationError', code: 'mode_not_available', status: 400 });
+    await expect(client.execute({ command: 'true', image: 'faas/no-such-image:never' })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(client.containers.get('no-such-sandbox')).rejects.toMatchObject({ name: 'NotFoundError', status: 404, code: 'not_found' });
+  });
+
+  it('validates options before sending anything', async () => {
+    const err = await client.execute({ command: 'true', memoryMb: 1 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as ValidationError).field).toBe('memoryMb');
+    expect((err as ValidationError).status).toBe(0);
+  });
+
+  it('fails with ConnectionError when the gateway is not there', async () => {
+    const other = new FaasClient({ baseUrl: 'http://127.0.0.1:9', retries: 1, retryBaseMs: 1 });
+    await expect(other.execute({ command: 'true' })).rejects.toBeInstanceOf(ConnectionError);
+  });
+});
+
+describe('containers', () => {
+  it('create, get, list, exec, stop, resume, delete', async () => {
+    const s = await sandbox();
+    expect(s.status).toBe('running');
+    expect(s.workingDir).toBe('/workspace');
+    expect((await client.containers.get(s.id)).id).toBe(s.id);
+    expect((await client.containers.list()).map((x) => x.id)).toContain(s.id);
+
+    const wrote = await s.exec('echo kept > file.txt; echo done');
+    expect(wrote).toMatchObject({ exitCode: 0, stdout: 'done\n', containerId: s.id });
+    const read = await s.exec(['cat', 'file.txt']);
+    expect(read.stdout).toBe('kept\n');
+
+    const live: string[] = [];
+    const streamed = await s.exec({ command: 'echo a; echo b >&2; exit 7', onStdout: (d) => live.push(d) });
+    expect(streamed).toMatchObject({ exitCode: 7, stdout: 'a\n', stderr: 'b\n' });
+    expect(live.join('')).toBe('a\n');
+
+    await s.stop();
+    expect(s.status).toBe('stopped');
+    await expect(s.exec('true')).rejects.toBeInstanceOf(ConflictError);
+    await s.resume();
+    expect(s.status).toBe('running');
+    expect((await s.exec('cat file.txt')).stdout).toBe('kept\n');
+    expect((await s.refresh()).status).toBe('running');
+    expect(JSON.parse(JSON.stringify(s))).toMatchObject({ id: s.id, status: 'running' });
+
+    await s.delete();
+    created.splice(created.indexOf(s), 1);
+    await expect(client.containers.get(s.id)).rejects.toBeInstanceOf(NotFoundError);
+  });
+});
+
+describe('stream', () => {
+  it('exec → stdout → exit over the WebSocket', async () => {
+    const s = await sandbox();
+    const stream = await s.stream();
+    try {
+      const execId = await stream.exec('echo streamed; exit 4');
+      const { out, code } = await untilExit(stream, execId);
+      expect(out).toBe('streamed\n');
+      expect(code).toBe(4);
+    } finally {
+      await stream.close();
+    }
+  });
+
+  it('sends stdin to cat and answers get_state', async () => {
+    const s = await sandbox();
+    const stream = await client.stream(s.id);
+    try {
+      const execId = await stream.exec('cat');
+      await stream.send({ type: 'stdin', data: 'hello cat\n', exec_id: execId, eof: true });
+      const { out, code } = await untilExit(stream, execId);
+      expect(out).toBe('hello cat\n');
+      expect(code).toBe(0);
+      await stream.send({ type: 'get_state' });
+      for await (const ev of stream) {
+        if (ev.type === 'custom' && ev.name === 'state') {
+          expect((ev.data as { id: string }).id).toBe(s.id);
+          break;
+        }
+      }
+    } finally {
+      await stream.close();
+    }
+  });
+
+  it('ends normally when the sandbox is deleted, and is refused for an unknown sandbox', async () => {
+    const s = await sandbox();
+    const stream = await s.stream();
+    await s.delete();
+    created.splice(created.indexOf(s), 1);
+    const rest: StreamEvent[] = [];
+    for await (const ev of stream) rest.push(ev);
+    expect(stream.isClosed).toBe(true);
+    await expect(client.stream('no-such-sandbox')).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('ends with ConnectionError when the gateway goes away', async () => {
+    const own = await startTestGateway();
+    try {
+      const c = new FaasClient({ baseUrl: own.url });
+      const s = await c.containers.create();
+      const stream = await s.stream();
+      const done = (async () => {
+        for await (const _ of stream) void _;
+      })();
+      await own.stop();
+      // Either an orderly close from the shutting-down gateway (ends normally) or a drop (ConnectionError); never a hang.
+      const outcome = await done.then(() => 'ended', (e: unknown) => e);
+      expect(outcome === 'ended' || outcome instanceof ConnectionError).toBe(true);
+    } finally {
+      await own.close();
+    }
+  });
+});
