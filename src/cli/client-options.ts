@@ -73,7 +73,7 @@ export function parseCommandLine<O extends Options>(
     return { values: parsed.values, positionals: parsed.positionals, rest };
   } catch (err) {
     const message = err instanceof Error ? err.message.split('\n')[0] ?? String(err) : String(err);
-    throw new CliError(`${message.replace(/\. To specify a positional argument.*$/, '')}\n${usageHint}`);
+    throw new CliError(`${message.replace(/\. To specify a positional argument.*$/, '')}; ${usageHint}`);
   }
 }
 
@@ -110,6 +110,21 @@ export function clientFrom(values: { url?: string | undefined; 'api-key'?: strin
   }
 }
 
+/** SDK option → the CLI flag that sets it, so client-side validation errors name what the user typed. */
+const FLAG_OF_OPTION: Record<string, string> = {
+  memoryMb: '--memory',
+  cpuCores: '--cpus',
+  pidsLimit: '--pids-limit',
+  network: '--network',
+  image: '--image',
+  mode: '--mode',
+  env: '--env',
+  workingDir: '--workdir',
+  timeoutMs: '--timeout',
+  idleTimeoutS: '--idle-timeout',
+  baseUrl: '--url',
+};
+
 /**
  * SDK errors as one line: a `ConnectionError` reads `cannot reach the gateway at URL: <reason>` (exit 1), other
  * gateway errors their message (exit 1), client-side validation errors are usage errors (exit 2).
@@ -122,6 +137,8 @@ export function toCliError(err: unknown): unknown {
   }
   if (err instanceof FaasError) {
     const usage = err.status === 0 && err.code === 'validation_error';
+    const flag = usage && err.field !== undefined ? FLAG_OF_OPTION[err.field.split('.')[0] ?? ''] : undefined;
+    if (flag !== undefined) return new CliError(`invalid ${flag}: ${err.message.replace(/^invalid [^:]*: /, '')}`, 2);
     return new CliError(usage ? err.message : `${err.message} (${err.code})`, usage ? 2 : 1);
   }
   return err;

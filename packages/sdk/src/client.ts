@@ -227,7 +227,13 @@ export class FaasClient {
     if (!contentType.includes(NDJSON)) {
       // A gateway that ignores Accept answers the plain result: hand its output to the callbacks in one piece.
       const text = await this.transport.readText(response, timeoutMs);
-      const result = withContainer(resultFromWire(JSON.parse(text)), containerId);
+      let body: unknown;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        throw new FaasError('invalid_response', `the gateway answered ${urlPath} with neither NDJSON nor JSON (${contentType || 'no content type'})`);
+      }
+      const result = withContainer(resultFromWire(body), containerId);
       if (result.stdout) callbacks.onStdout?.(result.stdout);
       if (result.stderr) callbacks.onStderr?.(result.stderr);
       return result;

@@ -75,7 +75,7 @@ export class EventPrinter {
 export const command: Command = {
   summary: "Follow a sandbox's events (output, files, processes) as lines",
   async run(args) {
-    const { values, positionals, rest } = parseCommandLine(args, CLIENT_OPTIONS, 'Run `faas attach --help` for usage.');
+    const { values, positionals, rest } = parseCommandLine(args, CLIENT_OPTIONS, 'run `faas attach --help` for usage');
     if (values.help) {
       console.log(HELP);
       return 0;

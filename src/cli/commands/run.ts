@@ -52,7 +52,7 @@ export function commandArgv(positionals: string[], rest: string[] | undefined, s
 export const command: Command = {
   summary: 'Run a command in a fresh sandbox, streaming its output',
   async run(args) {
-    const { values, positionals, rest } = parseCommandLine(args, OPTIONS, 'Run `faas run --help` for usage.');
+    const { values, positionals, rest } = parseCommandLine(args, OPTIONS, 'run `faas run --help` for usage');
     if (values.help) {
       console.log(HELP);
       return 0;

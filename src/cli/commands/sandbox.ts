@@ -101,7 +101,7 @@ function oneId(positionals: string[], sub: string): string {
 
 async function create(args: string[]): Promise<number> {
   const options = { ...CLIENT_OPTIONS, ...RESOURCE_OPTIONS, env: PROCESS_OPTIONS.env, workdir: PROCESS_OPTIONS.workdir, 'idle-timeout': { type: 'string' } } as const;
-  const { values, positionals, rest } = parseCommandLine(args, options, 'Run `faas sandbox create --help` for usage.');
+  const { values, positionals, rest } = parseCommandLine(args, options, 'run `faas sandbox create --help` for usage');
   if (values.help) return help(CREATE_HELP);
   if (positionals.length > 0) throw new CliError(`unexpected argument "${positionals[0]}"; a command goes after "--"`);
   const client = clientFrom(values);
@@ -127,7 +127,7 @@ async function create(args: string[]): Promise<number> {
 }
 
 async function exec(args: string[]): Promise<number> {
-  const { values, positionals, rest } = parseCommandLine(args, { ...CLIENT_OPTIONS, ...PROCESS_OPTIONS }, 'Run `faas sandbox exec --help` for usage.');
+  const { values, positionals, rest } = parseCommandLine(args, { ...CLIENT_OPTIONS, ...PROCESS_OPTIONS }, 'run `faas sandbox exec --help` for usage');
   if (values.help) return help(EXEC_HELP);
   const id = positionals[0];
   if (id === undefined) throw new CliError('missing the sandbox ID: faas sandbox exec ID -- COMMAND...');
@@ -158,7 +158,7 @@ async function exec(args: string[]): Promise<number> {
 
 /** ls, get, stop, resume, rm: only the client options and ids. */
 async function simple(sub: string, args: string[]): Promise<number> {
-  const { values, positionals, rest } = parseCommandLine(args, CLIENT_OPTIONS, `Run \`faas sandbox ${sub} --help\` for usage.`);
+  const { values, positionals, rest } = parseCommandLine(args, CLIENT_OPTIONS, `run \`faas sandbox ${sub} --help\` for usage`);
   if (values.help) return help(HELPS[sub] ?? HELP);
   if (rest !== undefined && rest.length > 0) throw new CliError(`unexpected argument "${rest[0]}"`);
   const client: FaasClient = clientFrom(values);

@@ -129,7 +129,7 @@ async function runShell(stream: SandboxStream, cmd: string): Promise<number> {
 export const command: Command = {
   summary: 'Open an interactive terminal in a sandbox',
   async run(args) {
-    const { values, positionals, rest } = parseCommandLine(args, OPTIONS, 'Run `faas shell --help` for usage.');
+    const { values, positionals, rest } = parseCommandLine(args, OPTIONS, 'run `faas shell --help` for usage');
     if (values.help) {
       console.log(HELP);
       return 0;
