@@ -1,6 +1,6 @@
 /** `FaasClient`: the REST calls of /api/v1, NDJSON streaming of executions, and the WebSocket stream. */
 import { LIMITS, type ExecutionMode, type StreamEvent } from '@faas/protocol';
-import { FaasError, errorFromWire } from './errors.js';
+import { FaasError, ValidationError, errorFromWire } from './errors.js';
 import { Transport, networkFailure, type Method } from './http.js';
 import { NdjsonDecoder, toStreamEvent } from './ndjson.js';
 import { SandboxStream, type StreamOptions } from './stream.js';
@@ -129,7 +129,7 @@ export class Containers {
     const infos = sandboxListFromWire(await this.transport.json('GET', '/containers'));
     return infos.map((info) => new Sandbox(this.client, info));
   }
-  exec(id: string, input: string | string[] | ExecOptions): Promise<ExecutionResult> {
+  async exec(id: string, input: string | string[] | ExecOptions): Promise<ExecutionResult> {
     const options = normalizeExecInput(input);
     const body = execRequestToWire(options);
     return this.client.runExecution(`${path(id)}/exec`, body, 'persistent', options, id);
@@ -159,7 +159,7 @@ export class Containers {
 }
 
 function path(id: string): string {
-  if (typeof id !== 'string' || id === '') throw new FaasError('validation_error', 'a sandbox id is required', { field: 'id' });
+  if (typeof id !== 'string' || id === '') throw new ValidationError('validation_error', 'a sandbox id is required', { field: 'id' });
   return `/containers/${encodeURIComponent(id)}`;
 }
 
@@ -174,13 +174,13 @@ export class FaasClient {
       const url = new URL(baseUrl);
       if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http');
     } catch {
-      throw new FaasError('validation_error', `invalid option \`baseUrl\`: ${JSON.stringify(baseUrl)} is not an http(s) URL`, {
+      throw new ValidationError('validation_error', `invalid option \`baseUrl\`: ${JSON.stringify(baseUrl)} is not an http(s) URL`, {
         field: 'baseUrl',
       });
     }
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
-      throw new FaasError('validation_error', 'invalid option `timeoutMs`: must be a positive integer', { field: 'timeoutMs' });
+      throw new ValidationError('validation_error', 'invalid option `timeoutMs`: must be a positive integer', { field: 'timeoutMs' });
     }
     const apiKey = options.apiKey ?? process.env.FAAS_API_KEY;
     this.transport = new Transport({
@@ -198,13 +198,13 @@ export class FaasClient {
    * Runs a command in a fresh sandbox and returns its result. With `onStdout`/`onStderr` the output is streamed
    * (NDJSON) and the callbacks are called as it arrives; the full result is still returned.
    */
-  execute(options: ExecuteOptions): Promise<ExecutionResult> {
+  async execute(options: ExecuteOptions): Promise<ExecutionResult> {
     const body = executeRequestToWire(options);
     return this.runExecution('/execute', body, body.mode ?? 'ephemeral', options, undefined);
   }
 
   /** Opens the WebSocket event stream of a sandbox. */
-  stream(containerId: string, options?: StreamOptions): Promise<SandboxStream> {
+  async stream(containerId: string, options?: StreamOptions): Promise<SandboxStream> {
     path(containerId);
     return SandboxStream.open(this.transport, containerId, options);
   }

@@ -189,3 +189,17 @@ describe('answers (wire → camelCase)', () => {
     }
   });
 });
+
+describe('client calls', () => {
+  it('reject (never throw synchronously) on bad options, before any request', async () => {
+    const { FaasClient } = await import('@faas/sdk');
+    const client = new FaasClient({ baseUrl: 'http://127.0.0.1:1' });
+    const p = client.execute({ command: 'x', cpuCores: -1 });
+    expect(p).toBeInstanceOf(Promise);
+    await expect(p).rejects.toMatchObject({ name: 'ValidationError', field: 'cpuCores', status: 0 });
+    await expect(client.containers.exec('c1', { argv: [] })).rejects.toMatchObject({ name: 'ValidationError', field: 'argv' });
+    await expect(client.containers.create({ idleTimeoutS: 1.5 })).rejects.toMatchObject({ name: 'ValidationError', field: 'idleTimeoutS' });
+    await expect(client.stream('')).rejects.toMatchObject({ name: 'ValidationError', field: 'id' });
+    expect(() => new FaasClient({ baseUrl: 'ftp://x' })).toThrow(ValidationError);
+  });
+});
