@@ -234,16 +234,15 @@ export class BlobStore {
           logger: this.logger,
           readForUpload: (id) => this.readForUpload(id),
           markReplicated: (id) => {
-            this.db.prepare('UPDATE storage_blobs SET in_l2 = 1 WHERE id = ?').run(id);
+            this.st('UPDATE storage_blobs SET in_l2 = 1 WHERE id = ?').run(id);
           },
-          deleteStillWanted: (id) => !this.db.prepare('SELECT 1 FROM storage_blobs WHERE id = ? AND state = ?').get(id, OK),
+          deleteStillWanted: (id) => !this.st('SELECT 1 FROM storage_blobs WHERE id = ? AND state = ?').get(id, OK),
           afterUploads: () => this.maybeEvict(),
         },
         ropts,
       );
       // Blobs stored while no L2 was configured are replicated now.
-      this.db
-        .prepare(
+      this.st(
           `INSERT OR IGNORE INTO storage_replication (blob_id, op, next_attempt_at, enqueued_at)
            SELECT id, 'put', ?, ? FROM storage_blobs WHERE state = ? AND in_l2 = 0 AND in_l1 = 1`,
         )
@@ -285,12 +284,23 @@ export class BlobStore {
     }
   }
 
+  private stmts = new Map<string, import('better-sqlite3').Statement>();
+  /** A cached prepared statement. */
+  private st(sql: string): import('better-sqlite3').Statement {
+    let s = this.stmts.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.stmts.set(sql, s);
+    }
+    return s;
+  }
+
   private row(id: string): BlobRow | undefined {
-    return this.db.prepare('SELECT * FROM storage_blobs WHERE id = ?').get(id) as BlobRow | undefined;
+    return this.st('SELECT * FROM storage_blobs WHERE id = ?').get(id) as BlobRow | undefined;
   }
 
   private sumL1(): number {
-    const r = this.db.prepare('SELECT COALESCE(SUM(stored_size), 0) AS n FROM storage_blobs WHERE in_l1 = 1 AND state = ?').get(OK) as {
+    const r = this.st('SELECT COALESCE(SUM(stored_size), 0) AS n FROM storage_blobs WHERE in_l1 = 1 AND state = ?').get(OK) as {
       n: number;
     };
     return r.n;
@@ -329,11 +339,11 @@ export class BlobStore {
     const now = Date.now();
     try {
       return db.transaction(() => {
-        const row = db.prepare('SELECT state, in_l1, in_l2, state_since FROM storage_blobs WHERE id = ?').get(id) as
+        const row = this.st('SELECT state, in_l1, in_l2, state_since FROM storage_blobs WHERE id = ?').get(id) as
           | Pick<BlobRow, 'state' | 'in_l1' | 'in_l2' | 'state_since'>
           | undefined;
         if (!row) {
-          db.prepare(
+          this.st(
             `INSERT INTO storage_blobs (id, kind, state, size, stored_size, codec, in_l1, in_l2, created_at, last_put_at, last_access_at, state_since)
              VALUES (?, ?, ?, 0, 0, 'none', 0, 0, ?, ?, ?, ?)`,
           ).run(id, kind, WRITING, now, now, now, now);
@@ -341,13 +351,13 @@ export class BlobStore {
         }
         if (row.state === OK) {
           if (row.in_l1 || row.in_l2) {
-            db.prepare('UPDATE storage_blobs SET last_put_at = ? WHERE id = ?').run(now, id);
+            this.st('UPDATE storage_blobs SET last_put_at = ? WHERE id = ?').run(now, id);
             return row.in_l1 ? ('exists-l1' as const) : ('exists' as const);
           }
           return 'write' as const; // known but lost everywhere (quarantined): this put restores it
         }
         if (row.state === DELETING && now - row.state_since < STALE_DELETING_MS) return 'wait' as const;
-        db.prepare('UPDATE storage_blobs SET state = ?, state_since = ?, last_put_at = ? WHERE id = ?').run(WRITING, now, now, id);
+        this.st('UPDATE storage_blobs SET state = ?, state_since = ?, last_put_at = ? WHERE id = ?').run(WRITING, now, now, id);
         return 'write' as const;
       }).immediate();
     } catch (err) {
@@ -361,19 +371,19 @@ export class BlobStore {
     const db = this.db;
     try {
       db.transaction(() => {
-        const prev = db.prepare('SELECT in_l1 FROM storage_blobs WHERE id = ? AND state = ?').get(id, OK) as { in_l1: number } | undefined;
-        db.prepare(
+        const prev = this.st('SELECT in_l1 FROM storage_blobs WHERE id = ? AND state = ?').get(id, OK) as { in_l1: number } | undefined;
+        this.st(
           `INSERT INTO storage_blobs (id, kind, state, size, stored_size, codec, is_root, in_l1, in_l2, created_at, last_put_at, last_access_at, state_since)
            VALUES (@id, @kind, ${OK}, @size, @stored, @codec, @root, 1, 0, @now, @now, @now, @now)
            ON CONFLICT (id) DO UPDATE SET kind = @kind, state = ${OK}, size = @size, stored_size = @stored, codec = @codec,
              is_root = MAX(is_root, @root), in_l1 = 1, last_put_at = @now, last_access_at = @now, state_since = @now`,
         ).run({ id, kind, size, stored: storedSize, codec, root: isRoot ? 1 : 0, now });
         if (this.s3) {
-          db.prepare(
+          this.st(
             `INSERT OR IGNORE INTO storage_replication (blob_id, op, next_attempt_at, enqueued_at)
              SELECT ?, 'put', ?, ? WHERE NOT EXISTS (SELECT 1 FROM storage_blobs WHERE id = ? AND in_l2 = 1)`,
           ).run(id, now, now, id);
-          db.prepare("DELETE FROM storage_replication WHERE blob_id = ? AND op = 'delete'").run(id);
+          this.st("DELETE FROM storage_replication WHERE blob_id = ? AND op = 'delete'").run(id);
         }
         if (!prev || !prev.in_l1) this.l1Bytes += storedSize;
       })();
@@ -385,14 +395,14 @@ export class BlobStore {
   /** Drops a claim after a failed write, unless another writer completed the blob meanwhile. */
   private releaseClaim(id: string): void {
     try {
-      this.db.prepare('DELETE FROM storage_blobs WHERE id = ? AND state = ?').run(id, WRITING);
+      this.st('DELETE FROM storage_blobs WHERE id = ? AND state = ?').run(id, WRITING);
     } catch {
       /* the row stays WRITING; gc removes stale claims */
     }
   }
 
   private markRoot(id: string): void {
-    this.db.prepare('UPDATE storage_blobs SET is_root = 1 WHERE id = ?').run(id);
+    this.st('UPDATE storage_blobs SET is_root = 1 WHERE id = ?').run(id);
   }
 
   // ---------------------------------------------------------------- put
@@ -571,8 +581,8 @@ export class BlobStore {
     }
     try {
       this.db.transaction(() => {
-        this.db.prepare('DELETE FROM storage_chunks WHERE manifest_id = ?').run(id);
-        const ins = this.db.prepare('INSERT INTO storage_chunks (manifest_id, seq, chunk_id, size) VALUES (?, ?, ?, ?)');
+        this.st('DELETE FROM storage_chunks WHERE manifest_id = ?').run(id);
+        const ins = this.st('INSERT INTO storage_chunks (manifest_id, seq, chunk_id, size) VALUES (?, ?, ?, ?)');
         entries.forEach((e, i) => ins.run(id, i, e.id, e.size));
         this.markStored(id, KIND_MANIFEST, total, file.storedSize, 'none', true);
       })();
@@ -609,7 +619,7 @@ export class BlobStore {
     this.accessed.clear();
     const now = Date.now();
     try {
-      const st = this.db.prepare('UPDATE storage_blobs SET last_access_at = ? WHERE id = ?');
+      const st = this.st('UPDATE storage_blobs SET last_access_at = ? WHERE id = ?');
       this.db.transaction(() => ids.forEach((id) => st.run(now, id)))();
     } catch {
       /* LRU clock only */
@@ -674,16 +684,15 @@ export class BlobStore {
     this.db.transaction(() => {
       const prev = this.row(id);
       if (prev) {
-        this.db.prepare('UPDATE storage_blobs SET in_l1 = 1, in_l2 = 1, state = ?, last_access_at = ? WHERE id = ?').run(OK, now, id);
+        this.st('UPDATE storage_blobs SET in_l1 = 1, in_l2 = 1, state = ?, last_access_at = ? WHERE id = ?').run(OK, now, id);
       } else {
-        this.db
-          .prepare(
+        this.st(
             `INSERT INTO storage_blobs (id, kind, state, size, stored_size, codec, in_l1, in_l2, created_at, last_put_at, last_access_at, state_since)
              VALUES (?, ?, ?, ?, ?, ?, 1, 1, ?, ?, ?, ?)`,
           )
           .run(id, kind, OK, size, bytes.length, codec, now, now, now, now);
         if (manifest) {
-          const ins = this.db.prepare('INSERT OR REPLACE INTO storage_chunks (manifest_id, seq, chunk_id, size) VALUES (?, ?, ?, ?)');
+          const ins = this.st('INSERT OR REPLACE INTO storage_chunks (manifest_id, seq, chunk_id, size) VALUES (?, ?, ?, ?)');
           core().parseManifest(manifest, id).forEach((e, i) => ins.run(id, i, e.id, e.size));
         }
       }
@@ -786,8 +795,8 @@ export class BlobStore {
     assertBlobId(id);
     const r = this.row(id);
     if (!r || r.state !== OK) throw new BlobNotFoundError(id);
-    const chunks = this.db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(b.stored_size), 0) AS s FROM storage_chunks c LEFT JOIN storage_blobs b ON b.id = c.chunk_id WHERE c.manifest_id = ?').get(id) as { n: number; s: number };
-    const refs = (this.db.prepare('SELECT owner FROM storage_refs WHERE blob_id = ? ORDER BY owner').all(id) as { owner: string }[]).map((x) => x.owner);
+    const chunks = this.st('SELECT COUNT(*) AS n, COALESCE(SUM(b.stored_size), 0) AS s FROM storage_chunks c LEFT JOIN storage_blobs b ON b.id = c.chunk_id WHERE c.manifest_id = ?').get(id) as { n: number; s: number };
+    const refs = (this.st('SELECT owner FROM storage_refs WHERE blob_id = ? ORDER BY owner').all(id) as { owner: string }[]).map((x) => x.owner);
     const manifest = r.kind === KIND_MANIFEST;
     return {
       id,
@@ -824,16 +833,16 @@ export class BlobStore {
     this.check();
     assertBlobId(id);
     const owners = [
-      ...(this.db.prepare('SELECT owner FROM storage_refs WHERE blob_id = ?').all(id) as { owner: string }[]).map((r) => r.owner),
-      ...(this.db.prepare('SELECT DISTINCT manifest_id FROM storage_chunks WHERE chunk_id = ?').all(id) as { manifest_id: string }[]).map(
+      ...(this.st('SELECT owner FROM storage_refs WHERE blob_id = ?').all(id) as { owner: string }[]).map((r) => r.owner),
+      ...(this.st('SELECT DISTINCT manifest_id FROM storage_chunks WHERE chunk_id = ?').all(id) as { manifest_id: string }[]).map(
         (r) => `manifest:${r.manifest_id}`,
       ),
     ];
     if (owners.length > 0 && !opts.force) throw new BlobInUseError(id, owners);
-    const marked = this.db.prepare('UPDATE storage_blobs SET state = ?, state_since = ? WHERE id = ? AND state <> ?').run(DELETING, Date.now(), id, DELETING);
+    const marked = this.st('UPDATE storage_blobs SET state = ?, state_since = ? WHERE id = ? AND state <> ?').run(DELETING, Date.now(), id, DELETING);
     if (marked.changes === 0) return false;
     await this.removeMarked(id);
-    if (opts.force) this.db.prepare('DELETE FROM storage_refs WHERE blob_id = ?').run(id);
+    if (opts.force) this.st('DELETE FROM storage_refs WHERE blob_id = ?').run(id);
     return true;
   }
 
@@ -857,13 +866,12 @@ export class BlobStore {
     }
     const now = Date.now();
     this.db.transaction(() => {
-      this.db.prepare('DELETE FROM storage_blobs WHERE id = ? AND state = ?').run(id, DELETING);
-      this.db.prepare('DELETE FROM storage_chunks WHERE manifest_id = ?').run(id);
-      this.db.prepare("DELETE FROM storage_replication WHERE blob_id = ? AND op = 'put'").run(id);
+      this.st('DELETE FROM storage_blobs WHERE id = ? AND state = ?').run(id, DELETING);
+      this.st('DELETE FROM storage_chunks WHERE manifest_id = ?').run(id);
+      this.st("DELETE FROM storage_replication WHERE blob_id = ? AND op = 'put'").run(id);
       if (this.s3 && (!remoteDone || row.in_l2 === 0)) {
         // in_l2 = 0: an upload claimed before this delete may still land, so a delete is queued after it.
-        this.db
-          .prepare("INSERT OR IGNORE INTO storage_replication (blob_id, op, next_attempt_at, enqueued_at) VALUES (?, 'delete', ?, ?)")
+        this.st("INSERT OR IGNORE INTO storage_replication (blob_id, op, next_attempt_at, enqueued_at) VALUES (?, 'delete', ?, ?)")
           .run(id, now, now);
       }
     })();
@@ -880,27 +888,27 @@ export class BlobStore {
     assertBlobId(id);
     if (!owner) throw new StorageError('addRef: owner must be a non-empty string');
     this.db.transaction(() => {
-      const r = this.db.prepare('SELECT state FROM storage_blobs WHERE id = ?').get(id) as { state: number } | undefined;
+      const r = this.st('SELECT state FROM storage_blobs WHERE id = ?').get(id) as { state: number } | undefined;
       if (!r || r.state !== OK) throw new BlobNotFoundError(id, 'put it before adding a reference to it');
-      this.db.prepare('INSERT OR IGNORE INTO storage_refs (owner, blob_id, created_at) VALUES (?, ?, ?)').run(owner, id, Date.now());
+      this.st('INSERT OR IGNORE INTO storage_refs (owner, blob_id, created_at) VALUES (?, ?, ?)').run(owner, id, Date.now());
     }).immediate();
   }
 
   /** Returns true when the reference existed. */
   removeRef(owner: string, id: string): boolean {
     this.check();
-    return this.db.prepare('DELETE FROM storage_refs WHERE owner = ? AND blob_id = ?').run(owner, id).changes > 0;
+    return this.st('DELETE FROM storage_refs WHERE owner = ? AND blob_id = ?').run(owner, id).changes > 0;
   }
 
   /** Removes every reference of `owner`; returns how many. */
   removeRefs(owner: string): number {
     this.check();
-    return this.db.prepare('DELETE FROM storage_refs WHERE owner = ?').run(owner).changes;
+    return this.st('DELETE FROM storage_refs WHERE owner = ?').run(owner).changes;
   }
 
   /** Owners referencing `id`. */
   refs(id: string): string[] {
-    return (this.db.prepare('SELECT owner FROM storage_refs WHERE blob_id = ? ORDER BY owner').all(id) as { owner: string }[]).map((r) => r.owner);
+    return (this.st('SELECT owner FROM storage_refs WHERE blob_id = ? ORDER BY owner').all(id) as { owner: string }[]).map((r) => r.owner);
   }
 
   // ---------------------------------------------------------------- L1 eviction
@@ -928,10 +936,10 @@ export class BlobStore {
     let freed = 0;
     try {
       this.flushAccess();
-      const pick = this.db.prepare(
+      const pick = this.st(
         'SELECT id, stored_size FROM storage_blobs WHERE in_l1 = 1 AND in_l2 = 1 AND state = ? ORDER BY last_access_at LIMIT 256',
       );
-      const mark = this.db.prepare('UPDATE storage_blobs SET in_l1 = 0 WHERE id = ? AND in_l1 = 1 AND in_l2 = 1 AND state = ?');
+      const mark = this.st('UPDATE storage_blobs SET in_l1 = 0 WHERE id = ? AND in_l1 = 1 AND in_l2 = 1 AND state = ?');
       while (freed < bytes) {
         const rows = pick.all(OK) as { id: string; stored_size: number }[];
         if (rows.length === 0) break;
@@ -1003,7 +1011,7 @@ export class BlobStore {
    */
   async verify(opts: { repair?: boolean; onProgress?: (checked: number, total: number) => void } = {}): Promise<VerifyReport> {
     this.check();
-    const rows = this.db.prepare('SELECT id, kind, size, in_l1, in_l2, stored_size FROM storage_blobs WHERE state = ? ORDER BY id').all(OK) as BlobRow[];
+    const rows = this.st('SELECT id, kind, size, in_l1, in_l2, stored_size FROM storage_blobs WHERE state = ? ORDER BY id').all(OK) as BlobRow[];
     const report: VerifyReport = { checked: 0, bytes: 0, ok: 0, problems: [] };
     const known = new Set<string>();
     for (const r of rows) if (r.in_l1 || r.in_l2) known.add(r.id);
@@ -1025,7 +1033,7 @@ export class BlobStore {
         bad = { id: r.id, problem: 'missing', detail: 'in neither tier (quarantined earlier?)' };
       }
       if (!bad && r.kind === KIND_MANIFEST) {
-        const chunks = this.db.prepare('SELECT seq, chunk_id FROM storage_chunks WHERE manifest_id = ? ORDER BY seq').all(r.id) as { seq: number; chunk_id: string }[];
+        const chunks = this.st('SELECT seq, chunk_id FROM storage_chunks WHERE manifest_id = ? ORDER BY seq').all(r.id) as { seq: number; chunk_id: string }[];
         const missing = chunks.filter((c) => !known.has(c.chunk_id));
         if (missing.length > 0) {
           bad = { id: r.id, problem: 'missing-chunk', detail: `${missing.length} of ${chunks.length} chunks missing (first: #${missing[0]!.seq + 1} ${missing[0]!.chunk_id})` };
@@ -1050,7 +1058,7 @@ export class BlobStore {
     const dest = path.join(dir, `${id}.${Date.now()}`);
     fs.renameSync(this.blobPath(id), dest);
     const r = this.row(id);
-    this.db.prepare('UPDATE storage_blobs SET in_l1 = 0 WHERE id = ?').run(id);
+    this.st('UPDATE storage_blobs SET in_l1 = 0 WHERE id = ?').run(id);
     if (r?.in_l1) this.l1Bytes -= r.stored_size;
     return inL2 ? `moved to ${dest}; the next read re-fetches it from L2` : `moved to ${dest}; lost until the same content is put again`;
   }
@@ -1059,8 +1067,8 @@ export class BlobStore {
   stats(): StorageStats {
     this.check();
     const db = this.db;
-    const a = db
-      .prepare(
+    const a = this
+      .st(
         `SELECT COUNT(*) AS blobs,
            COALESCE(SUM(is_root), 0) AS objects,
            COALESCE(SUM(kind = 1), 0) AS manifests,
@@ -1073,18 +1081,18 @@ export class BlobStore {
          FROM storage_blobs WHERE state = ${OK} AND (in_l1 = 1 OR in_l2 = 1)`,
       )
       .get() as Record<string, number>;
-    const chunks = (db.prepare('SELECT COUNT(DISTINCT chunk_id) AS n FROM storage_chunks').get() as { n: number }).n;
+    const chunks = (this.st('SELECT COUNT(DISTINCT chunk_id) AS n FROM storage_chunks').get() as { n: number }).n;
     const byCodec: StorageStats['by_codec'] = {};
-    for (const r of db
-      .prepare(`SELECT codec, kind, COUNT(*) AS n, SUM(size) AS l, SUM(stored_size) AS s FROM storage_blobs WHERE state = ${OK} GROUP BY codec, kind`)
+    for (const r of this
+      .st(`SELECT codec, kind, COUNT(*) AS n, SUM(size) AS l, SUM(stored_size) AS s FROM storage_blobs WHERE state = ${OK} GROUP BY codec, kind`)
       .all() as { codec: string; kind: number; n: number; l: number; s: number }[]) {
       byCodec[r.kind === KIND_MANIFEST ? 'manifest' : r.codec] = { blobs: r.n, logical_bytes: r.kind === KIND_MANIFEST ? 0 : r.l, stored_bytes: r.s };
     }
-    const q = db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(attempts > 0), 0) AS f FROM storage_replication').get() as { n: number; f: number };
-    const lastErr = db.prepare('SELECT last_error FROM storage_replication WHERE last_error IS NOT NULL ORDER BY next_attempt_at DESC LIMIT 1').get() as
+    const q = this.st('SELECT COUNT(*) AS n, COALESCE(SUM(attempts > 0), 0) AS f FROM storage_replication').get() as { n: number; f: number };
+    const lastErr = this.st('SELECT last_error FROM storage_replication WHERE last_error IS NOT NULL ORDER BY next_attempt_at DESC LIMIT 1').get() as
       | { last_error: string }
       | undefined;
-    const refs = (db.prepare('SELECT COUNT(*) AS n FROM storage_refs').get() as { n: number }).n;
+    const refs = (this.st('SELECT COUNT(*) AS n FROM storage_refs').get() as { n: number }).n;
     const round = (x: number) => Math.round(x * 1000) / 1000;
     return {
       blobs: a.blobs!,

@@ -45,7 +45,7 @@ export class S3Tier {
       responseChecksumValidation: 'WHEN_REQUIRED',
       // Our replication queue retries with its own backoff; one SDK retry covers a dropped keep-alive socket.
       maxAttempts: 2,
-      requestHandler: { requestTimeout: config.requestTimeoutMs, connectionTimeout: config.connectTimeoutMs },
+      requestHandler: { requestTimeout: config.requestTimeoutMs, connectionTimeout: config.connectTimeoutMs, throwOnRequestTimeout: true },
     };
     if (config.endpoint) opts.endpoint = config.endpoint;
     if (config.credentials) opts.credentials = config.credentials;
