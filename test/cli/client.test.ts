@@ -1,14 +1,12 @@
 /** `faas run` and `faas sandbox` (the compiled CLI as a child process) against a real gateway and Docker. */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FaasClient } from '@faas/sdk';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { BIN, ROOT, buildCli } from './build.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = path.join(ROOT, 'bin/faas.js');
 
 let gw: TestGateway;
 let client: FaasClient;
@@ -47,7 +45,7 @@ async function freePort(): Promise<number> {
 }
 
 beforeAll(async () => {
-  execFileSync('npx', ['tsc', '-b'], { cwd: ROOT, stdio: 'inherit' });
+  buildCli();
   gw = await startTestGateway();
   client = new FaasClient({ baseUrl: gw.url });
 });

@@ -3,13 +3,11 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FaasClient } from '@faas/sdk';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { BIN, ROOT, buildCli } from './build.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = path.join(ROOT, 'bin/faas.js');
 
 let gw: TestGateway;
 let client: FaasClient;
@@ -42,7 +40,7 @@ function startShell(name: string, id: string): { exitFile: string; sttyFile: str
 }
 
 beforeAll(async () => {
-  execFileSync('npx', ['tsc', '-b'], { cwd: ROOT, stdio: 'inherit' });
+  buildCli();
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-shell-test-'));
   gw = await startTestGateway();
   client = new FaasClient({ baseUrl: gw.url });
