@@ -25,8 +25,8 @@ import {
 import { runGc, type GcOptions, type GcReport } from './gc.js';
 import { consoleLogger, type Logger } from './logger.js';
 import { DEFAULT_REPLICATION, Replicator, type ReplicationOptions } from './replication.js';
-import { S3Tier } from './s3-tier.js';
-import { DELETING, KIND_DATA, KIND_MANIFEST, OK, WRITING, migrateStorage } from './schema.js';
+import type { S3Tier } from './s3-tier.js';
+import { DELETING, KIND_DATA, KIND_MANIFEST, OK, TRANSIENT_PREFIX, WRITING, migrateStorage } from './schema.js';
 
 export interface BlobStoreOptions {
   /** Holds `blobs/` and (unless `db` is given) `faas.db`. */
@@ -55,6 +55,11 @@ export interface PutOptions {
   chunked?: 'auto' | boolean;
   /** 'auto' (default): sample, then zstd or none. 'fast': sample, then lz4 or none. Or force a codec. */
   codec?: CodecChoice;
+  /**
+   * Records a reference from this owner in the same transaction that stores the blob, so no gc can slip in
+   * between the put and a later addRef (which, with a grace period shorter than that gap, could fail).
+   */
+  ref?: string;
 }
 
 export interface PutResult {
@@ -159,6 +164,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 /** A DELETING row older than this belongs to a crashed gc: a put may take the id over. */
 const STALE_DELETING_MS = 30_000;
 
+
 function toBuffer(u: Uint8Array): Buffer {
   return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }
@@ -205,7 +211,7 @@ export class BlobStore {
   /** Parallel codec jobs per put/get. */
   private readonly parallel: number;
 
-  private constructor(opts: BlobStoreOptions) {
+  private constructor(opts: BlobStoreOptions, s3: S3Tier | null) {
     this.dataDir = path.resolve(opts.dataDir);
     this.blobsDir = path.join(this.dataDir, 'blobs');
     this.tmpDir = path.join(this.blobsDir, 'tmp');
@@ -222,7 +228,7 @@ export class BlobStore {
     this.zstdLevel = opts.zstdLevel ?? 1;
     this.pool = new CodecPool(opts.workers);
     this.parallel = Math.max(2, this.pool.size * 2);
-    this.s3 = opts.s3 ? new S3Tier(opts.s3) : null;
+    this.s3 = s3;
     if (this.s3) {
       const { autoStart = true, ...rest } = opts.replication ?? {};
       const ropts = { ...DEFAULT_REPLICATION, ...rest };
@@ -257,7 +263,14 @@ export class BlobStore {
 
   /** Opens (creating when needed) the store in `opts.dataDir`. */
   static async open(opts: BlobStoreOptions): Promise<BlobStore> {
-    return new BlobStore(opts);
+    // The AWS SDK takes ~0.3 s to load: only when an L2 is configured.
+    const s3 = opts.s3 ? new (await import('./s3-tier.js')).S3Tier(opts.s3) : null;
+    try {
+      return new BlobStore(opts, s3);
+    } catch (err) {
+      s3?.close();
+      throw err;
+    }
   }
 
   // ---------------------------------------------------------------- paths & rows
@@ -318,9 +331,9 @@ export class BlobStore {
   // ---------------------------------------------------------------- claims
 
   /** Claims `id` for writing, or refreshes an existing blob's GC clock. Waits while a gc deletes the id. */
-  private async claim(id: string, kind: number): Promise<Claim> {
+  private async claim(id: string, kind: number, pin: string | null): Promise<Claim> {
     for (let waited = 0; ; waited += 5) {
-      const r = this.claimOnce(id, kind);
+      const r = this.claimOnce(id, kind, pin);
       if (r !== 'wait') {
         if (r === 'exists-l1' && !fs.existsSync(this.blobPath(id))) {
           // The row says L1 but the file is gone (deleted by hand?) and L2 does not have it: rewrite it.
@@ -334,11 +347,11 @@ export class BlobStore {
     }
   }
 
-  private claimOnce(id: string, kind: number): 'write' | 'exists-l1' | 'exists' | 'wait' {
+  private claimOnce(id: string, kind: number, pin: string | null): 'write' | 'exists-l1' | 'exists' | 'wait' {
     const db = this.db;
     const now = Date.now();
     try {
-      return db.transaction(() => {
+      const decide = () => {
         const row = this.st('SELECT state, in_l1, in_l2, state_since FROM storage_blobs WHERE id = ?').get(id) as
           | Pick<BlobRow, 'state' | 'in_l1' | 'in_l2' | 'state_since'>
           | undefined;
@@ -359,6 +372,13 @@ export class BlobStore {
         if (row.state === DELETING && now - row.state_since < STALE_DELETING_MS) return 'wait' as const;
         this.st('UPDATE storage_blobs SET state = ?, state_since = ?, last_put_at = ? WHERE id = ?').run(WRITING, now, now, id);
         return 'write' as const;
+      };
+      return db.transaction(() => {
+        const res = decide();
+        // The pin is a reference taken in the same transaction as the claim: gc cannot remove the blob between
+        // this put and the reference its caller (or the manifest being built) needs.
+        if (pin && res !== 'wait') this.st('INSERT OR IGNORE INTO storage_refs (owner, blob_id, created_at) VALUES (?, ?, ?)').run(pin, id, now);
+        return res;
       }).immediate();
     } catch (err) {
       throw this.wrapWriteError(err);
@@ -393,8 +413,9 @@ export class BlobStore {
   }
 
   /** Drops a claim after a failed write, unless another writer completed the blob meanwhile. */
-  private releaseClaim(id: string): void {
+  private releaseClaim(id: string, pin: string | null): void {
     try {
+      if (pin) this.st('DELETE FROM storage_refs WHERE owner = ? AND blob_id = ?').run(pin, id);
       this.st('DELETE FROM storage_blobs WHERE id = ? AND state = ?').run(id, WRITING);
     } catch {
       /* the row stays WRITING; gc removes stale claims */
@@ -408,8 +429,14 @@ export class BlobStore {
   // ---------------------------------------------------------------- put
 
   /** Stores a data blob whose id is known. Returns the bytes added (0 when it existed). */
-  private async storeData(id: string, data: Uint8Array, choice: CodecChoice, isRoot: boolean): Promise<{ added: number; storedSize: number; codec: CodecName }> {
-    const claim = await this.claim(id, KIND_DATA);
+  private async storeData(
+    id: string,
+    data: Uint8Array,
+    choice: CodecChoice,
+    isRoot: boolean,
+    pin: string | null,
+  ): Promise<{ added: number; storedSize: number; codec: CodecName }> {
+    const claim = await this.claim(id, KIND_DATA, pin);
     if (claim === 'exists') {
       if (isRoot) this.markRoot(id);
       const r = this.row(id)!;
@@ -422,7 +449,7 @@ export class BlobStore {
         this.pool.encodeWrite({ data, choice, level: this.zstdLevel, tmp: this.tmpPath(id), final, fsync: this.fsync }),
       );
     } catch (err) {
-      this.releaseClaim(id);
+      this.releaseClaim(id, pin);
       throw this.wrapWriteError(err);
     }
     this.markStored(id, KIND_DATA, data.length, res.storedSize, res.codec, isRoot);
@@ -452,10 +479,12 @@ export class BlobStore {
     this.check();
     const choice = opts.codec ?? 'auto';
     const chunked = opts.chunked ?? 'auto';
+    const ref = opts.ref ?? null;
+    if (ref === '') throw new StorageError('put: ref must be a non-empty owner string');
     if (input instanceof Uint8Array) {
       const buf = toBuffer(input);
-      if (chunked === true || (chunked === 'auto' && buf.length >= this.chunkThreshold)) return this.putChunked(this.sliceAll(buf), choice);
-      return this.putSingle(buf, choice);
+      if (chunked === true || (chunked === 'auto' && buf.length >= this.chunkThreshold)) return this.putChunked(this.sliceAll(buf), choice, ref);
+      return this.putSingle(buf, choice, ref);
     }
     // Stream: buffer up to the threshold, then switch to streaming chunking.
     const chunker = new StreamChunker(this.chunkSizes);
@@ -476,8 +505,8 @@ export class BlobStore {
     }
     if (!first) {
       const all = Buffer.concat(head, headBytes);
-      if (chunked === true) return this.putChunked(this.sliceAll(all), choice);
-      return this.putSingle(all, choice);
+      if (chunked === true) return this.putChunked(this.sliceAll(all), choice, ref);
+      return this.putSingle(all, choice, ref);
     }
     async function* pieces(): AsyncGenerator<Buffer> {
       for (const p of head) for (const c of chunker.push(p)) yield c;
@@ -489,7 +518,7 @@ export class BlobStore {
       }
       for (const c of chunker.end()) yield c;
     }
-    return this.putChunked(pieces(), choice);
+    return this.putChunked(pieces(), choice, ref);
   }
 
   private *sliceAll(buf: Buffer): Generator<Buffer> {
@@ -501,9 +530,9 @@ export class BlobStore {
     }
   }
 
-  private async putSingle(buf: Buffer, choice: CodecChoice): Promise<PutResult> {
+  private async putSingle(buf: Buffer, choice: CodecChoice, ref: string | null): Promise<PutResult> {
     const id = core().sha256hex(buf);
-    const r = await this.storeData(id, buf, choice, true);
+    const r = await this.storeData(id, buf, choice, true, ref);
     return {
       id,
       size: buf.length,
@@ -516,7 +545,26 @@ export class BlobStore {
     };
   }
 
-  private async putChunked(chunks: Iterable<Buffer> | AsyncIterable<Buffer>, choice: CodecChoice): Promise<PutResult> {
+  private async putChunked(chunks: Iterable<Buffer> | AsyncIterable<Buffer>, choice: CodecChoice, ref: string | null): Promise<PutResult> {
+    // Chunks are pinned by a transient reference until the manifest that lists them is recorded.
+    const pin = `${TRANSIENT_PREFIX}${process.pid}:${++this.tmpSeq}:${crypto.randomBytes(4).toString('hex')}`;
+    try {
+      return await this.putChunkedPinned(chunks, choice, ref, pin);
+    } finally {
+      try {
+        this.st('DELETE FROM storage_refs WHERE owner = ?').run(pin);
+      } catch {
+        /* gc drops stale transient pins */
+      }
+    }
+  }
+
+  private async putChunkedPinned(
+    chunks: Iterable<Buffer> | AsyncIterable<Buffer>,
+    choice: CodecChoice,
+    ref: string | null,
+    pin: string,
+  ): Promise<PutResult> {
     const whole = crypto.createHash('sha256');
     const entries: ManifestEntry[] = [];
     const inflight = new Set<Promise<void>>();
@@ -524,14 +572,12 @@ export class BlobStore {
     let added = 0;
     let stored = 0;
     let newChunks = 0;
-    let lastData: Buffer | null = null;
     for await (const chunk of chunks) {
       if (failed !== null) break;
       whole.update(chunk);
       const cid = core().sha256hex(chunk);
       entries.push({ id: cid, size: chunk.length });
-      lastData = chunk;
-      const p = this.storeData(cid, chunk, choice, false)
+      const p = this.storeData(cid, chunk, choice, false, pin)
         .then((r) => {
           added += r.added;
           stored += r.storedSize;
@@ -550,13 +596,13 @@ export class BlobStore {
     const total = entries.reduce((a, e) => a + e.size, 0);
     if (entries.length <= 1) {
       // One chunk: the chunk is the blob.
-      if (entries.length === 0) return this.putSingle(Buffer.alloc(0), choice);
+      if (entries.length === 0) return this.putSingle(Buffer.alloc(0), choice, ref);
       this.markRoot(id);
+      if (ref) this.addRef(ref, id);
       const r = this.row(id)!;
       return { id, size: total, storedBytes: r.stored_size, newBytes: added, chunks: 0, newChunks: 0, codec: r.codec as CodecName, deduplicated: added === 0 };
     }
-    void lastData;
-    const claim = await this.claim(id, KIND_MANIFEST);
+    const claim = await this.claim(id, KIND_MANIFEST, ref ?? pin);
     if (claim === 'exists') {
       this.markRoot(id);
       const r = this.row(id)!;
@@ -576,7 +622,7 @@ export class BlobStore {
     try {
       await this.writeWithRoom(async () => c.writeAtomic(this.tmpPath(id), this.blobPath(id), file.parts, this.fsync));
     } catch (err) {
-      this.releaseClaim(id);
+      this.releaseClaim(id, ref ?? pin);
       throw this.wrapWriteError(err);
     }
     try {

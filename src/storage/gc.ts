@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { BlobStore } from './blob-store.js';
-import { DELETING, OK, WRITING } from './schema.js';
+import { DELETING, OK, TRANSIENT_PREFIX, WRITING } from './schema.js';
 
 export interface GcOptions {
   /** Only blobs whose last put is older than this are removed. Default 1 hour. */
@@ -38,6 +38,14 @@ export async function runGc(store: BlobStore, opts: GcOptions): Promise<GcReport
   const grace = opts.graceMs ?? DEFAULT_GC_GRACE_MS;
   const report: GcReport = { removed: 0, removedBytes: 0, kept: 0, orphanFiles: 0, staleClaims: 0 };
   const cutoff = Date.now() - grace;
+  if (!opts.dryRun) {
+    // Pins of puts that died before recording their manifest (a live put finishes well within an hour).
+    db.prepare('DELETE FROM storage_refs WHERE owner >= ? AND owner < ? AND created_at < ?').run(
+      TRANSIENT_PREFIX,
+      TRANSIENT_PREFIX.slice(0, -1) + String.fromCharCode(TRANSIENT_PREFIX.charCodeAt(TRANSIENT_PREFIX.length - 1) + 1),
+      Date.now() - 60 * 60_000,
+    );
+  }
   const candidates = db.prepare(
     `SELECT id, stored_size FROM storage_blobs b WHERE b.state = ${OK} AND b.last_put_at < ? AND ${UNREFERENCED} ORDER BY b.kind DESC`,
   );

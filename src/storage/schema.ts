@@ -7,6 +7,9 @@ export const OK = 1;
 /** Set by gc/delete before unlinking; puts of the same id wait until the row is gone. */
 export const DELETING = 2;
 
+/** Owner prefix of the references that pin chunks while their manifest is being written. */
+export const TRANSIENT_PREFIX = 'put-in-progress:';
+
 export const KIND_DATA = 0;
 export const KIND_MANIFEST = 1;
 

@@ -1,0 +1,194 @@
+import fs from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BlobCorruptError, BlobNotFoundError, BlobStore, StreamChunker, chunkLengths, silentLogger } from '../../src/storage/index.js';
+import { blobFile, prng, sha256, textLike, tmpDir } from './helpers.js';
+
+const MiB = 1024 * 1024;
+const stores: BlobStore[] = [];
+async function open(dataDir = tmpDir()) {
+  const s = await BlobStore.open({ dataDir, logger: silentLogger });
+  stores.push(s);
+  return s;
+}
+afterEach(async () => {
+  while (stores.length) await stores.pop()!.close();
+});
+
+describe('FastCDC chunker', () => {
+  it('streaming boundaries equal whole-buffer boundaries, sizes within bounds', () => {
+    const data = prng(9 * MiB + 123, 5);
+    const whole = chunkLengths(data);
+    const c = new StreamChunker();
+    const got: number[] = [];
+    for (let off = 0; off < data.length; off += 100_003) for (const ch of c.push(data.subarray(off, off + 100_003))) got.push(ch.length);
+    for (const ch of c.end()) got.push(ch.length);
+    expect(got).toEqual(whole);
+    expect(whole.reduce((a, b) => a + b, 0)).toBe(data.length);
+    for (const len of whole.slice(0, -1)) {
+      expect(len).toBeGreaterThanOrEqual(64 * 1024);
+      expect(len).toBeLessThanOrEqual(MiB);
+    }
+    const avg = data.length / whole.length;
+    expect(avg).toBeGreaterThan(150 * 1024);
+    expect(avg).toBeLessThan(450 * 1024);
+  });
+
+  it('an insertion only changes the chunks around it', () => {
+    const a = prng(8 * MiB, 6);
+    const b = Buffer.concat([a.subarray(0, 3 * MiB), Buffer.from('inserted!'), a.subarray(3 * MiB)]);
+    const ids = (buf: Buffer) => {
+      const out = new Set<string>();
+      let off = 0;
+      for (const len of chunkLengths(buf)) {
+        out.add(sha256(buf.subarray(off, off + len)));
+        off += len;
+      }
+      return out;
+    };
+    const A = ids(a);
+    const B = ids(b);
+    const changed = [...B].filter((x) => !A.has(x)).length;
+    expect(changed).toBeLessThanOrEqual(3);
+  });
+});
+
+describe('deduplication across snapshots', () => {
+  it('a 1 MiB change inside a 64 MiB file adds < 4 MiB; re-put adds nothing; both read back', async () => {
+    const s = await open();
+    const a = prng(64 * MiB, 1);
+    const b = Buffer.from(a);
+    prng(MiB, 2).copy(b, 30 * MiB + 12345);
+    const ra = await s.put(a);
+    expect(ra.id).toBe(sha256(a));
+    expect(ra.chunks).toBeGreaterThan(100);
+    const before = s.stats().stored_bytes;
+    const rb = await s.put(b);
+    const grown = s.stats().stored_bytes - before;
+    expect(grown).toBeLessThan(4 * MiB);
+    expect(rb.newBytes).toBe(grown);
+    const re = await s.put(a);
+    expect(re.newBytes).toBe(0);
+    expect(re.deduplicated).toBe(true);
+    expect((await s.get(ra.id)).equals(a)).toBe(true);
+    expect((await s.get(rb.id)).equals(b)).toBe(true);
+    const st = s.stats();
+    expect(st.dedup_ratio).toBeGreaterThan(1.9);
+    expect(st.objects).toBe(2);
+    expect(st.manifests).toBe(2);
+  });
+
+  it('a modified re-snapshot of compressible data shares chunks; stats report ratios', async () => {
+    const s = await open();
+    const tree = textLike(20 * MiB, 3);
+    await s.put(tree);
+    const modified = Buffer.concat([tree.subarray(0, 7 * MiB), textLike(200_000, 4), tree.subarray(7 * MiB + 100_000)]);
+    const r = await s.put(modified);
+    expect(r.newChunks).toBeLessThanOrEqual(4);
+    const st = s.stats();
+    expect(st.compression_ratio).toBeGreaterThan(2);
+    expect(st.dedup_ratio).toBeGreaterThan(1.8);
+  });
+
+  it('a missing chunk is an error naming the blob, for get, getStream and verify', async () => {
+    const s = await open();
+    const data = prng(5 * MiB, 9);
+    const { id } = await s.put(data);
+    const chunk = s.list({ all: true }).find((e) => e.kind === 'blob')!;
+    fs.unlinkSync(blobFile(s.dataDir, chunk.id));
+    const err = await s.get(id).catch((e) => e);
+    expect(err).toBeInstanceOf(BlobCorruptError);
+    expect(err.message).toContain(id);
+    expect(err.message).toMatch(/missing/);
+    const stream = s.getStream(id);
+    await expect(
+      (async () => {
+        for await (const _ of stream) void _;
+      })(),
+    ).rejects.toBeInstanceOf(BlobCorruptError);
+    const rep = await s.verify();
+    expect(rep.problems.map((p) => p.id)).toContain(chunk.id);
+    // Putting the content again restores the chunk.
+    await s.put(data);
+    expect((await s.get(id)).equals(data)).toBe(true);
+    expect((await s.verify()).problems).toEqual([]);
+  });
+});
+
+describe('garbage collection', () => {
+  it('removes only unreferenced blobs older than the grace period; shared chunks survive', async () => {
+    const s = await open();
+    const base = prng(6 * MiB, 10);
+    const a = await s.put(Buffer.from('kept by a reference'));
+    const b = await s.put(Buffer.from('garbage'));
+    const c = await s.put(base);
+    const dData = Buffer.concat([base.subarray(0, 3 * MiB), prng(MiB, 11), base.subarray(4 * MiB)]);
+    const d = await s.put(dData);
+    s.addRef('snapshot:1', a.id);
+    s.addRef('snapshot:1', c.id);
+    expect((await s.gc({ graceMs: 60_000 })).removed).toBe(0);
+    const dry = await s.gc({ graceMs: 0, dryRun: true });
+    expect(dry.removed).toBe(2); // b and d's manifest (its chunks only after the manifest goes)
+    const rep = await s.gc({ graceMs: 0 });
+    expect(rep.removed).toBeGreaterThan(2);
+    expect(await s.has(b.id)).toBe(false);
+    expect(await s.has(d.id)).toBe(false);
+    expect((await s.get(a.id)).toString()).toBe('kept by a reference');
+    expect((await s.get(c.id)).equals(base)).toBe(true);
+    expect((await s.verify()).problems).toEqual([]);
+    // Dropping the last reference makes them garbage too.
+    s.removeRefs('snapshot:1');
+    await s.gc({ graceMs: 0 });
+    expect(s.stats().blobs).toBe(0);
+    const dirs = fs.readdirSync(s.blobsDir).filter((x) => x !== 'tmp');
+    expect(dirs.flatMap((x) => fs.readdirSync(`${s.blobsDir}/${x}`))).toEqual([]);
+  });
+
+  it('is safe against concurrent puts: an acknowledged put+ref is never lost', async () => {
+    const s = await open();
+    const contents = Array.from({ length: 30 }, (_, i) => (i % 3 === 0 ? prng(1_500_000, 100 + (i % 5)) : textLike(50_000 + i, i % 7)));
+    const kept: { id: string; data: Buffer }[] = [];
+    let refused = 0;
+    let stop = false;
+    const gcLoop = (async () => {
+      while (!stop) {
+        await s.gc({ graceMs: 0 });
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    for (let round = 0; round < 3; round++) {
+      await Promise.all(
+        contents.map(async (data, i) => {
+          if (i % 2 === 0) {
+            // put with { ref }: the reference is taken atomically with the store, so gc (even with grace 0) cannot win.
+            const r = await s.put(data, { ref: `owner:${round}:${i}` });
+            kept.push({ id: r.id, data });
+            return;
+          }
+          const r = await s.put(data);
+          try {
+            s.addRef(`owner:${round}:${i}`, r.id);
+            kept.push({ id: r.id, data });
+          } catch (err) {
+            // gc with grace 0 may win the race between put and a separate addRef: a clean error, never a dangling ref.
+            expect(err).toBeInstanceOf(BlobNotFoundError);
+            refused++;
+          }
+        }),
+      );
+    }
+    stop = true;
+    await gcLoop;
+    await s.gc({ graceMs: 0 });
+    for (const k of kept) expect((await s.get(k.id)).equals(k.data)).toBe(true);
+    expect((await s.verify()).problems).toEqual([]);
+    expect(kept.length + refused).toBe(90);
+    expect(kept.length).toBeGreaterThanOrEqual(45);
+  });
+
+  it('with a grace period, unreferenced blobs put concurrently with gc all survive', async () => {
+    const s = await open();
+    const datas = Array.from({ length: 20 }, (_, i) => prng(200_000 + i, 300 + i));
+    const results = await Promise.all([...datas.map((d) => s.put(d)), s.gc({ graceMs: 60_000 }), s.gc({ graceMs: 60_000 })]);
+    for (let i = 0; i < datas.length; i++) expect((await s.get((results[i] as { id: string }).id)).equals(datas[i]!)).toBe(true);
+  });
+});
