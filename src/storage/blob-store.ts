@@ -48,6 +48,8 @@ export interface BlobStoreOptions {
   /** zstd level for 'auto' (default 1: ~3x on source code at ~300 MB/s per core; 3 gains ~6% for 25% more CPU). */
   zstdLevel?: number;
   replication?: Partial<ReplicationOptions> & { autoStart?: boolean };
+  /** Bytes kept in `blobs/.reserve` and released on a full disk so delete/gc can still run (default 512 KiB; 0 = none). */
+  reserveBytes?: number;
 }
 
 export interface PutOptions {
@@ -259,6 +261,47 @@ export class BlobStore {
     }
     this.l1Bytes = this.sumL1();
     this.cleanTmp();
+    this.reservePath = path.join(this.blobsDir, '.reserve');
+    this.reserveBytes = opts.reserveBytes ?? 512 * 1024;
+    this.ensureReserve();
+  }
+
+  private readonly reservePath: string;
+  private readonly reserveBytes: number;
+
+  /**
+   * A file of `reserveBytes` kept in the data dir and released when the disk fills up, so that delete and gc
+   * (which must write to SQLite before they can free anything) still work on a full disk. Best effort.
+   */
+  private ensureReserve(): void {
+    if (this.reserveBytes <= 0 || fs.existsSync(this.reservePath)) return;
+    const tmp = `${this.reservePath}.${process.pid}.tmp`;
+    try {
+      fs.writeFileSync(tmp, Buffer.alloc(this.reserveBytes));
+      fs.renameSync(tmp, this.reservePath);
+    } catch {
+      fs.rmSync(tmp, { force: true });
+    }
+  }
+
+  private releaseReserve(): boolean {
+    try {
+      fs.unlinkSync(this.reservePath);
+      this.logger.warn(`disk full in ${this.dataDir}: released the ${this.reserveBytes}-byte reserve so delete and gc can proceed`);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Runs a space-freeing operation; on a full disk releases the reserve and retries once. */
+  private async withReserve<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isNoSpace(err) || !this.releaseReserve()) throw isNoSpace(err) ? new StorageFullError(this.dataDir, err) : err;
+      return await fn();
+    }
   }
 
   /** Opens (creating when needed) the store in `opts.dataDir`. */
@@ -878,6 +921,12 @@ export class BlobStore {
   async delete(id: string, opts: { force?: boolean } = {}): Promise<boolean> {
     this.check();
     assertBlobId(id);
+    const r = await this.withReserve(() => this.deleteNow(id, opts));
+    this.ensureReserve();
+    return r;
+  }
+
+  private async deleteNow(id: string, opts: { force?: boolean }): Promise<boolean> {
     const owners = [
       ...(this.st('SELECT owner FROM storage_refs WHERE blob_id = ?').all(id) as { owner: string }[]).map((r) => r.owner),
       ...(this.st('SELECT DISTINCT manifest_id FROM storage_chunks WHERE chunk_id = ?').all(id) as { manifest_id: string }[]).map(
@@ -1048,7 +1097,9 @@ export class BlobStore {
   async gc(opts: GcOptions = {}): Promise<GcReport> {
     this.check();
     this.flushAccess();
-    return runGc(this, opts);
+    const r = await this.withReserve(() => runGc(this, opts));
+    this.ensureReserve();
+    return r;
   }
 
   /**

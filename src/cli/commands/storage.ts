@@ -214,14 +214,14 @@ export const command: Command = {
     if (sub === 'put' && arg !== '-' && !fs.existsSync(arg!)) throw new CliError(`put: ${arg}: no such file`);
 
     const dataDir = path.resolve((values['data-dir'] as string | undefined) ?? process.env.FAAS_DATA_DIR ?? './.faas');
-    if (sub !== 'put' && !fs.existsSync(path.join(dataDir, 'faas.db'))) {
-      throw new CliError(`no data dir at ${dataDir} (nothing stored yet?); pass --data-dir or set FAAS_DATA_DIR`, 1);
-    }
     let config;
     try {
       config = storageConfigFromEnv(process.env, dataDir);
     } catch (err) {
       throw new CliError((err as Error).message);
+    }
+    if (sub !== 'put' && !fs.existsSync(path.join(dataDir, 'faas.db'))) {
+      throw new CliError(`no data dir at ${dataDir} (nothing stored yet?); pass --data-dir or set FAAS_DATA_DIR`, 1);
     }
     if (sub === 'replicate' && !config.s3) throw new CliError('replicate: no L2 configured; set FAAS_OBJECT_STORE_URL=s3://bucket[/prefix]');
     const store = await BlobStore.open({
