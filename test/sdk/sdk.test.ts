@@ -162,6 +162,17 @@ describe('stream', () => {
     }
   });
 
+  it('rejects exec() with the typed error when the gateway refuses it', async () => {
+    const s = await sandbox();
+    const stream = await s.stream();
+    try {
+      await s.stop();
+      await expect(stream.exec('echo never')).rejects.toBeInstanceOf(ConflictError);
+    } finally {
+      await stream.close();
+    }
+  });
+
   it('ends normally when the sandbox is deleted, and is refused for an unknown sandbox', async () => {
     const s = await sandbox();
     const stream = await s.stream();

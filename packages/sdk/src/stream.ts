@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import { StreamCommand, type StreamEvent } from '@faas/protocol';
 import WebSocket from 'ws';
-import { ConnectionError, FaasError, errorFromWire } from './errors.js';
+import { ConnectionError, FaasError, TimeoutError, errorFromWire } from './errors.js';
 import type { Transport } from './http.js';
 import { networkFailure } from './http.js';
 import { toStreamEvent } from './ndjson.js';
@@ -51,6 +51,7 @@ export class SandboxStream implements AsyncIterable<StreamEvent> {
   private lastSocketError: Error | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private readonly closed: Promise<void>;
+  private readonly execWatchers = new Map<string, { resolve(): void; reject(err: FaasError): void }>();
 
   private constructor(
     private readonly ws: WebSocket,
@@ -99,11 +100,45 @@ export class SandboxStream implements AsyncIterable<StreamEvent> {
     return this.sendRaw(parsed.data);
   }
 
-  /** Starts a command in the sandbox; resolves to its exec id, which its stdout/stderr/exit events carry. */
+  /**
+   * Starts a command in the sandbox; resolves to its exec id, which its stdout/stderr/exit events carry. By default
+   * it resolves once the process has started (so `stdin` sent next reaches it) and rejects with the typed error
+   * the gateway answers a failed exec with (e.g. `ConflictError` for a stopped sandbox); those events are still
+   * delivered to the iterator as well.
+   */
   async exec(command: string, options: StreamExecOptions = {}): Promise<string> {
     const execId = options.execId ?? randomUUID();
     const wire = streamExecToWire(command, { ...options, execId });
-    await this.sendRaw(wire);
+    if (options.waitForStart === false) {
+      await this.sendRaw(wire);
+      return execId;
+    }
+    if (this.execWatchers.has(execId)) throw new FaasError('validation_error', `exec id "${execId}" is already being started`, { field: 'execId' });
+    const started = new Promise<void>((resolve, reject) => {
+      const ms = this.transport.options.timeoutMs;
+      const timer = setTimeout(() => {
+        this.execWatchers.delete(execId);
+        reject(new TimeoutError('timeout', `exec ${execId} was not reported started within ${ms} ms (client timeoutMs)`));
+      }, ms);
+      this.execWatchers.set(execId, {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      });
+    });
+    try {
+      await this.sendRaw(wire);
+    } catch (err) {
+      this.execWatchers.get(execId)?.resolve();
+      this.execWatchers.delete(execId);
+      throw err;
+    }
+    await started;
     return execId;
   }
 
@@ -169,6 +204,7 @@ export class SandboxStream implements AsyncIterable<StreamEvent> {
       return;
     }
     if (event === undefined) return;
+    this.observe(event);
     const waiter = this.waiters.shift();
     if (waiter) {
       waiter.resolve({ done: false, value: event });
@@ -198,18 +234,40 @@ export class SandboxStream implements AsyncIterable<StreamEvent> {
     this.fail(this.transport.lostError(why, this.lastSocketError));
   }
 
+  /** Settles a pending `exec()` from the events of its exec id. */
+  private observe(event: StreamEvent): void {
+    const execId = 'exec_id' in event ? event.exec_id : undefined;
+    if (execId === undefined) return;
+    const watcher = this.execWatchers.get(execId);
+    if (!watcher) return;
+    if (event.type === 'error') {
+      this.execWatchers.delete(execId);
+      watcher.reject(errorFromWire(0, { error: event.code ?? 'internal_error', message: event.message }));
+    } else if (event.type === 'process_event' || event.type === 'stdout' || event.type === 'stderr' || event.type === 'exit') {
+      this.execWatchers.delete(execId);
+      watcher.resolve();
+    }
+  }
+
+  private settleExecWatchers(err: FaasError): void {
+    for (const watcher of this.execWatchers.values()) watcher.reject(err);
+    this.execWatchers.clear();
+  }
+
   /** Ends the iterator with an error after the queued events, and closes the socket. */
   private fail(err: FaasError): void {
     if (this.ended) return;
     this.failure = err;
     this.ended = true;
     clearTimeout(this.idleTimer);
+    this.settleExecWatchers(err);
     for (const waiter of this.waiters.splice(0)) waiter.reject(err);
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.terminate();
   }
 
   private finish(): void {
     this.ended = true;
+    this.settleExecWatchers(new ConnectionError('stream_closed', `the stream of sandbox ${this.containerId} closed before the exec started`, { url: this.transport.baseUrl }));
     for (const waiter of this.waiters.splice(0)) waiter.resolve({ done: true, value: undefined });
   }
 

@@ -238,10 +238,16 @@ export interface StreamExecOptions {
   workingDir?: string;
   /** Default: no timeout. */
   timeoutMs?: number;
+  /**
+   * Resolve only once the gateway reports the process started (its `process_event` or first output), and reject
+   * with the typed error when the gateway answers the exec with an `error` event. Default true. Not sent.
+   */
+  waitForStart?: boolean;
 }
 
 export function streamExecToWire(command: string, options: StreamExecOptions): StreamCommandOf<'exec'> {
-  return toWire(options, STREAM_EXEC_KEYS, ExecCommand, 'stream exec option', { type: 'exec', command });
+  const { waitForStart: _local, ...wire } = options;
+  return toWire(wire, STREAM_EXEC_KEYS, ExecCommand, 'stream exec option', { type: 'exec', command });
 }
 
 /** `exec('ls -l')` runs a shell string, `exec(['ls', '-l'])` an argv, `exec({...})` anything. */

@@ -155,12 +155,30 @@ describe('WebSocket stream', () => {
     expect((err as NotFoundError).message).toBe('no sandbox c9');
   });
 
+  it('exec() resolves once the process started and rejects with the typed error of a failed exec', async () => {
+    const url = await wsServer((ws) =>
+      ws.on('message', (m) => {
+        const c = JSON.parse(String(m)) as { command: string; exec_id: string };
+        if (c.command === 'ok') setTimeout(() => ws.send(JSON.stringify({ type: 'process_event', pid: 9, command: 'ok', event: 'started', exec_id: c.exec_id })), 50);
+        else ws.send(JSON.stringify({ type: 'error', message: 'sandbox c1 is stopped', code: 'conflict', exec_id: c.exec_id }));
+      }),
+    );
+    const stream = await new FaasClient({ baseUrl: url }).stream('c1');
+    expect(await stream.exec('ok', { execId: 'mine' })).toBe('mine');
+    await expect(stream.exec('fails')).rejects.toMatchObject({ name: 'ConflictError', code: 'conflict', message: 'sandbox c1 is stopped' });
+    await stream.close();
+    // The events are still delivered to the iterator.
+    const types: string[] = [];
+    for await (const ev of stream) types.push(ev.type);
+    expect(types).toEqual(['process_event', 'error']);
+  });
+
   it('ends normally on close() and sends validated commands', async () => {
     const received: unknown[] = [];
     const url = await wsServer((ws) => ws.on('message', (m) => received.push(JSON.parse(String(m)))));
     const client = new FaasClient({ baseUrl: url });
     const stream = await client.stream('c1');
-    const execId = await stream.exec('echo hi', { pty: true, cols: 80, rows: 24 });
+    const execId = await stream.exec('echo hi', { pty: true, cols: 80, rows: 24, waitForStart: false });
     await stream.send({ type: 'stdin', data: 'x', exec_id: execId, eof: true });
     await expect(stream.send({ type: 'resize', cols: 0, rows: 1 })).rejects.toMatchObject({ name: 'ValidationError', field: 'cols' });
     await new Promise((r) => setTimeout(r, 50));
