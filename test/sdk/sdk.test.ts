@@ -69,6 +69,14 @@ describe('execute', () => {
     expect(result).toMatchObject({ exitCode: 5, stdout: 'one\ntwo\n', stderr: 'bad\n' });
   });
 
+  it('keeps the sandbox in persistent mode and names it', async () => {
+    const result = await client.execute({ command: 'echo kept > /workspace/f', mode: 'persistent' });
+    expect(result.containerId).toBeDefined();
+    const box = await client.containers.get(result.containerId!);
+    created.push(box);
+    expect((await box.exec('cat f')).stdout).toBe('kept\n');
+  });
+
   it('reports a timeout', async () => {
     const result = await client.execute({ command: 'sleep 5', timeoutMs: 500 });
     expect(result.timedOut).toBe(true);
@@ -186,6 +194,7 @@ describe('stream', () => {
 
   it('ends with ConnectionError when the gateway goes away', async () => {
     const own = await startTestGateway();
+    const runtime = own.gateway.platform.runtime;
     try {
       const c = new FaasClient({ baseUrl: own.url });
       const s = await c.containers.create();
@@ -193,10 +202,12 @@ describe('stream', () => {
       const done = (async () => {
         for await (const _ of stream) void _;
       })();
+      const mine = await runtime.list();
       await own.stop();
-      // Either an orderly close from the shutting-down gateway (ends normally) or a drop (ConnectionError); never a hang.
-      const outcome = await done.then(() => 'ended', (e: unknown) => e);
-      expect(outcome === 'ended' || outcome instanceof ConnectionError).toBe(true);
+      await Promise.all(mine.map((x) => runtime.remove(x.id).catch(() => undefined)));
+      const err = await done.then(() => 'ended normally', (e: unknown) => e);
+      expect(err).toBeInstanceOf(ConnectionError);
+      expect((err as ConnectionError).message).toContain(`the connection to the gateway at ${own.url} was lost`);
     } finally {
       await own.close();
     }

@@ -4,7 +4,7 @@
  * - Events are buffered between their arrival and their iteration, up to `maxBufferedEvents` (default 10 000).
  *   When a consumer falls that far behind, the socket is closed and the iterator ends, after the buffered events,
  *   by throwing a `ConnectionError` with code `stream_overflow`: events are never dropped silently.
- * - When the connection drops (anything but a normal close by either side), the iterator throws a
+ * - When the connection drops (anything but a close with code 1000 or `close()`), the iterator throws a
  *   `ConnectionError` after the events received before the drop. There is no automatic reconnect: call
  *   `client.stream(id)` again.
  * - `close()` ends the iterator normally. Leaving a `for await` loop early (`break`) does NOT close the stream, so
@@ -33,8 +33,11 @@ export interface StreamOptions {
   idleTimeoutMs?: number;
 }
 
-/** Close codes that mean an orderly end (1005: a close frame without a status). */
-const CLEAN_CLOSE_CODES = new Set([1000, 1005]);
+/**
+ * Close codes that mean the stream is over on purpose (the gateway closes with 1000 when the sandbox is gone).
+ * Anything else, including 1001 (going away) and 1005 (no status: what a shutting-down gateway sends), is a drop.
+ */
+const CLEAN_CLOSE_CODES = new Set([1000]);
 
 interface Waiter {
   resolve(result: IteratorResult<StreamEvent>): void;
@@ -230,7 +233,8 @@ export class SandboxStream implements AsyncIterable<StreamEvent> {
       this.finish();
       return;
     }
-    const why = this.lastSocketError?.message ?? `socket closed (code ${code}${reason ? `: ${reason}` : ''})`;
+    const detail = reason ? `: ${reason}` : code === 1005 ? ': closed without a status, e.g. the gateway is shutting down' : '';
+    const why = this.lastSocketError?.message ?? `socket closed (code ${code}${detail})`;
     this.fail(this.transport.lostError(why, this.lastSocketError));
   }
 
