@@ -21,6 +21,7 @@ export interface GatewayConfig {
   /** Docker Engine socket. */
   dockerSocket: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  pools: { maxTotal: number; maxPerPool: number; idleShrinkMs: number; fillConcurrency: number };
 }
 
 /** The repository (or installed package) root: bin/, agent/ and dist/ hang from it. */
@@ -70,5 +71,11 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     wsMaxBufferedBytes: intFrom('FAAS_WS_MAX_BUFFERED_BYTES', env.FAAS_WS_MAX_BUFFERED_BYTES, 16 * 1024 * 1024, 64 * 1024, 1024 ** 3),
     dockerSocket: env.FAAS_DOCKER_SOCKET ?? (env.DOCKER_HOST?.startsWith('unix://') ? env.DOCKER_HOST.slice(7) : '/var/run/docker.sock'),
     logLevel,
+    pools: {
+      maxTotal: intFrom('FAAS_POOL_MAX_TOTAL', env.FAAS_POOL_MAX_TOTAL, 64, 0, 10_000),
+      maxPerPool: intFrom('FAAS_POOL_MAX_PER_POOL', env.FAAS_POOL_MAX_PER_POOL, 32, 0, 10_000),
+      idleShrinkMs: intFrom('FAAS_POOL_IDLE_SHRINK_MS', env.FAAS_POOL_IDLE_SHRINK_MS, 60_000, 100, 86_400_000),
+      fillConcurrency: intFrom('FAAS_POOL_FILL_CONCURRENCY', env.FAAS_POOL_FILL_CONCURRENCY, 2, 1, 64),
+    },
   };
 }

@@ -11,6 +11,7 @@ import { installErrorHandling } from './errors.js';
 import { containerRoutes } from './routes/containers.js';
 import { executeRoutes } from './routes/execute.js';
 import { operationRoutes } from './routes/operations.js';
+import { poolRoutes } from './routes/pools.js';
 import { streamRoutes } from './stream.js';
 
 /** Room for the largest stdin plus the rest of a request. */
@@ -39,6 +40,7 @@ export async function buildGateway(platform: Platform): Promise<FastifyInstance>
   executeRoutes(app, platform);
   containerRoutes(app, platform);
   streamRoutes(app, platform);
+  poolRoutes(app, platform);
   operationRoutes(app, platform);
   return app;
 }

@@ -10,6 +10,7 @@ import { type PlatformMetrics, outcomeLabel } from './metrics.js';
 import { type ProcessOutcome, runProcess } from './run-process.js';
 import { type SandboxService, shellArgv } from './sandboxes.js';
 import type { PlatformStore } from './store.js';
+import type { PoolShape, WarmPools } from './warm-pool.js';
 
 const LATER_MODES: ReadonlySet<ExecutionMode> = new Set(['cached', 'checkpointed', 'branched']);
 
@@ -42,6 +43,7 @@ export class Executor {
     private readonly sandboxes: SandboxService,
     private readonly store: PlatformStore,
     private readonly metrics: PlatformMetrics,
+    private readonly pools: WarmPools,
   ) {}
 
   /** Checks what can be checked before anything is created, so a bad request leaves nothing behind. */
@@ -76,30 +78,42 @@ export class Executor {
   }
 
   private async ephemeral(id: string, req: ExecuteRequest, onEvent?: (event: StreamEvent) => void): Promise<ExecuteResult> {
-    const image = req.image ?? DEFAULT_IMAGE;
-    await this.runtime.resolveImage(image);
-    const sandboxId = newId('sb');
-    await this.runtime.create({
-      id: sandboxId,
-      image,
-      env: req.env ?? {},
+    const shape: PoolShape = {
+      image: req.image ?? DEFAULT_IMAGE,
       workingDir: req.working_dir ?? DEFAULT_WORKING_DIR,
-      limits: { memoryMb: req.memory_mb, cpuCores: req.cpu_cores, pidsLimit: req.pids_limit, network: req.network ?? 'none' },
-      labels: { 'faas.kind': 'ephemeral', 'faas.execution': id },
-    });
+      memoryMb: req.memory_mb,
+      cpuCores: req.cpu_cores,
+      pidsLimit: req.pids_limit,
+      network: req.network ?? 'none',
+    };
+    let sandboxId = await this.pools.take(shape);
+    const pooled = sandboxId !== null;
+    if (sandboxId === null) {
+      await this.runtime.resolveImage(shape.image);
+      sandboxId = newId('sb');
+      await this.runtime.create({
+        id: sandboxId,
+        image: shape.image,
+        env: req.env ?? {},
+        workingDir: shape.workingDir,
+        limits: { memoryMb: shape.memoryMb, cpuCores: shape.cpuCores, pidsLimit: shape.pidsLimit, network: shape.network },
+        labels: { 'faas.kind': 'ephemeral', 'faas.execution': id },
+      });
+    }
     this.metrics.liveSandboxes.inc({ kind: 'ephemeral', status: 'running' });
     const entry: { handle: ProcessHandle | null; finished: Promise<unknown> } = { handle: null, finished: Promise.resolve() };
     this.running.set(id, entry);
     try {
+      // The environment goes to the process, so a pooled sandbox made before the request sees it too.
       const handle = await this.runtime.exec(sandboxId, {
         argv: req.argv ?? shellArgv(req.command!),
+        env: req.env,
         cwd: req.working_dir,
         stdin: req.stdin !== undefined,
       });
       entry.handle = handle;
       entry.finished = handle.exited.catch(() => undefined);
       if (this.closing) handle.signal('SIGKILL', { tree: true });
-      if (onEvent) handle.on('spawn_error', (message: string) => onEvent({ type: 'error', message, exec_id: id }));
       const outcome = await runProcess(handle, {
         execId: id,
         stdin: req.stdin,
@@ -110,6 +124,7 @@ export class Executor {
       return toExecuteResult(id, 'ephemeral', outcome);
     } finally {
       this.running.delete(id);
+      if (pooled) this.pools.release(shape);
       this.removeLater(sandboxId);
     }
   }

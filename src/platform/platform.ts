@@ -14,6 +14,7 @@ import { Executor } from './executor.js';
 import { PlatformMetrics } from './metrics.js';
 import { SandboxService } from './sandboxes.js';
 import { PlatformStore } from './store.js';
+import { WarmPools } from './warm-pool.js';
 
 export interface Platform {
   config: GatewayConfig;
@@ -23,6 +24,7 @@ export interface Platform {
   metrics: PlatformMetrics;
   sandboxes: SandboxService;
   executor: Executor;
+  pools: WarmPools;
   /** Stops background work and detaches from sandboxes (persistent ones keep running). */
   close(): Promise<void>;
 }
@@ -55,7 +57,8 @@ export async function createPlatform(config: GatewayConfig): Promise<Platform> {
   });
   const metrics = new PlatformMetrics();
   const sandboxes = new SandboxService(runtime, store, metrics);
-  const executor = new Executor(runtime, sandboxes, store, metrics);
+  const pools = new WarmPools(runtime, metrics, config.pools);
+  const executor = new Executor(runtime, sandboxes, store, metrics, pools);
 
   store.failInterruptedExecutions('the gateway stopped while this execution ran', new Date().toISOString());
   // Reconcile now if the engine is up, otherwise as soon as it answers (from the periodic tick).
@@ -68,7 +71,9 @@ export async function createPlatform(config: GatewayConfig): Promise<Platform> {
   await reconcile();
   const tick = async () => {
     await reconcile();
-    if (reconciled) await sandboxes.stopIdle();
+    if (!reconciled) return;
+    pools.shrinkIdle();
+    await sandboxes.stopIdle();
   };
   const idleTimer = setInterval(() => void tick().catch(() => undefined), config.idleCheckMs);
   idleTimer.unref();
@@ -81,9 +86,11 @@ export async function createPlatform(config: GatewayConfig): Promise<Platform> {
     metrics,
     sandboxes,
     executor,
+    pools,
     async close() {
       clearInterval(idleTimer);
       await executor.close();
+      await pools.close();
       sandboxes.close();
       await runtime.close();
       db.close();

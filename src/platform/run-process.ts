@@ -9,7 +9,8 @@ import type { ProcessExit, ProcessHandle } from '../runtimes/runtime.js';
 export interface RunProcessOptions {
   execId: string;
   stdin?: string | undefined;
-  /** Keep stdin open for later writes (WebSocket `stdin` commands) instead of closing it after `stdin`. */
+  /** Keep stdin open for later writes (WebSocket `stdin` commands) instead of closing it after `stdin`. Without
+   * `stdin` and without this, the process was started reading /dev/null. */
   keepStdinOpen?: boolean;
   timeoutMs?: number | undefined;
   /** Bytes kept per stream for the answer; 0 keeps nothing (pure streaming). */
@@ -69,9 +70,13 @@ export async function runProcess(handle: ProcessHandle, opts: RunProcessOptions)
   };
   handle.on('stdout', relay('stdout', out));
   handle.on('stderr', relay('stderr', err));
+  // Why a program could not start reads best where a shell would have put it: on stderr.
+  handle.on('error_message', (message: string) => relay('stderr', err)(Buffer.from(`${message}\n`)));
 
-  if (opts.stdin !== undefined && opts.stdin !== '') handle.write(opts.stdin);
-  if (!opts.keepStdinOpen) handle.closeStdin();
+  if (opts.stdin !== undefined) {
+    if (opts.stdin !== '') handle.write(opts.stdin);
+    if (!opts.keepStdinOpen) handle.closeStdin();
+  }
 
   let timedOut = false;
   let timer: NodeJS.Timeout | undefined;

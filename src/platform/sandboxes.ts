@@ -226,7 +226,6 @@ export class SandboxService {
       this.publish(id, event);
       onEvent?.(event);
     };
-    handle.on('spawn_error', (message: string) => publish({ type: 'error', message, exec_id: execId }));
     const done = runProcess(handle, {
       execId,
       stdin: spec.stdin,
@@ -271,14 +270,14 @@ export class SandboxService {
 
   private findExec(id: string, execId: string | undefined) {
     const s = this.live.get(id);
-    if (!s || s.execs.size === 0) throw new FaasError('conflict', `nothing is running in sandbox ${id}; send an exec first`);
-    if (execId === undefined) {
-      // Default to the most recently started exec, the one a user typing into a terminal means.
-      return [...s.execs.values()].reduce((a, b) => (b.startedAt >= a.startedAt ? b : a));
+    if (execId !== undefined) {
+      const exec = s?.execs.get(execId);
+      if (!exec) throw new FaasError('not_found', `no running exec "${execId}" in sandbox ${id}`, 'exec_id');
+      return exec;
     }
-    const exec = s.execs.get(execId);
-    if (!exec) throw new FaasError('not_found', `no running exec "${execId}" in sandbox ${id}`, 'exec_id');
-    return exec;
+    if (!s || s.execs.size === 0) throw new FaasError('conflict', `nothing is running in sandbox ${id}; send an exec first`);
+    // Default to the most recently started exec, the one a user typing into a terminal means.
+    return [...s.execs.values()].reduce((a, b) => (b.startedAt >= a.startedAt ? b : a));
   }
 
   writeStdin(id: string, execId: string | undefined, data: string, eof: boolean): void {

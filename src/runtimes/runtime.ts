@@ -23,6 +23,16 @@ export interface SandboxSpec {
   limits: SandboxLimits;
   /** Extra labels (kind of sandbox and so on). */
   labels?: Record<string, string>;
+  /** Named volumes mounted into the sandbox (shared dependency caches). */
+  volumes?: VolumeMount[];
+}
+
+export interface VolumeMount {
+  /** The engine's volume name; created on first use. */
+  volume: string;
+  /** Absolute path inside the sandbox. */
+  target: string;
+  readOnly?: boolean;
 }
 
 export interface ProcessSpec {
@@ -41,7 +51,7 @@ export interface ProcessExit {
 }
 
 /**
- * A running process. 'stdout' and 'stderr' (Buffer) are all emitted before `exited` settles; 'spawn_error'
+ * A running process. 'stdout' and 'stderr' (Buffer) are all emitted before `exited` settles; 'error_message'
  * (string) says why a program could not be started (it then exits with 127 or 126, as in a shell).
  */
 export interface ProcessHandle extends EventEmitter {
@@ -93,6 +103,8 @@ export interface Runtime {
   /** Events of a running sandbox; one emitter per sandbox, live while it runs. */
   events(id: string): SandboxEvents;
   processes(id: string): Promise<Array<{ pid: number; ppid: number; command: string; execId?: number }>>;
+  /** Round trip to the sandbox's agent in ms; rejects when it does not answer within `timeoutMs`. */
+  ping(id: string, timeoutMs: number): Promise<number>;
   /** Stops every process; the filesystem stays. */
   stop(id: string): Promise<void>;
   /** Starts a stopped sandbox again and waits for its agent. */

@@ -38,7 +38,7 @@ describe('faas serve', () => {
     expect(serve.firstLine).toContain(`data: ${dataDir}`);
     serve.child.kill('SIGTERM');
     await exitOf(serve.child);
-    await expect(startServe(['--data-dir', dataDir], { FAAS_PORT: 'eighty' })).rejects.toThrow(/exited with 2[\s\S]*FAAS_PORT/);
+    await expect(startServe(['--data-dir', dataDir], { FAAS_HEARTBEAT_MS: 'soon' })).rejects.toThrow(/exited with 2[\s\S]*FAAS_HEARTBEAT_MS.*soon/);
   });
 
   it('survives SIGKILL: the next start adopts persistent sandboxes, fails the interrupted execution, removes its sandbox', async () => {

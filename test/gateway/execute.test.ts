@@ -16,7 +16,7 @@ const execute = (body: unknown, headers?: Record<string, string>) => api(gw.url,
 
 async function containersOfThisGateway(): Promise<number> {
   await gw.gateway.platform.executor.drain();
-  return (await gw.gateway.platform.runtime.list()).length;
+  return (await gw.gateway.platform.runtime.list()).filter((c) => c.labels['faas.kind'] === 'ephemeral').length;
 }
 
 describe('POST /api/v1/execute (ephemeral)', () => {
@@ -98,8 +98,10 @@ describe('POST /api/v1/execute (ephemeral)', () => {
   it('labels its containers faas.managed=true', async () => {
     const seen = execute({ command: 'sleep 1' });
     await new Promise((r) => setTimeout(r, 600));
-    const listed = await docker.listContainers({ filters: { label: ['faas.managed=true', 'faas.kind=ephemeral'] } });
-    expect(listed.length).toBeGreaterThan(0);
+    const instance = gw.gateway.platform.store.instanceId();
+    const all = await docker.listContainers({ filters: { label: [`faas.instance=${instance}`] } });
+    expect(all.length).toBeGreaterThan(0);
+    for (const c of all) expect(c.Labels).toMatchObject({ 'faas.managed': 'true', 'faas.sandbox': expect.stringMatching(/^sb-/) });
     await seen;
   });
 

@@ -6,7 +6,7 @@ let gw: TestGateway;
 let id: string;
 
 beforeAll(async () => {
-  gw = await startTestGateway({ heartbeatMs: 300, env: { FAAS_WS_MAX_BUFFERED_BYTES: '65536' } });
+  gw = await startTestGateway({ heartbeatMs: 300, env: { FAAS_WS_MAX_BUFFERED_BYTES: String(8 * 1024 * 1024) } });
   id = (await api(gw.url, 'POST', '/api/v1/containers', {})).body.id;
 });
 afterAll(async () => {
@@ -142,9 +142,9 @@ describe('WebSocket stream', () => {
     const fast = await TestStream.open(gw.url, id);
     // Stop reading from the slow client's socket so the server's unsent bytes pile up.
     (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
-    fast.send({ type: 'exec', command: 'head -c 3000000 /dev/zero | tr "\\0" x', exec_id: 'flood' });
-    await fast.waitFor(isExit('flood'), 20_000);
-    expect(fast.stdout('flood').length).toBe(3_000_000);
+    fast.send({ type: 'exec', command: 'head -c 60000000 /dev/zero | tr "\\0" x', exec_id: 'flood' });
+    await fast.waitFor(isExit('flood'), 30_000);
+    expect(fast.of('stdout', 'flood').reduce((n, e) => n + e.data.length, 0)).toBe(60_000_000);
     (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
     await new Promise((r) => setTimeout(r, 500));
     expect(slow.closed?.code).toBe(1013);

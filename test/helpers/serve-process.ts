@@ -23,17 +23,20 @@ export function startServe(args: string[], env: Record<string, string> = {}): Pr
   child.stderr!.on('data', (d) => (out += d));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`faas serve printed no address within 20 s:\n${out}`)), 20_000);
-    child.once('exit', (code) => {
+    const onExit = (code: number | null) => {
       clearTimeout(timer);
       reject(new Error(`faas serve exited with ${code}:\n${out}`));
-    });
-    child.stdout!.on('data', () => {
+    };
+    child.once('exit', onExit);
+    const onData = () => {
       const match = /listening on (http:\/\/\S+)/.exec(out);
       if (!match) return;
       clearTimeout(timer);
-      child.removeAllListeners('exit');
+      child.off('exit', onExit);
+      child.stdout!.off('data', onData);
       resolve({ child, url: match[1]!, firstLine: out.split('\n')[0]!, output: () => out });
-    });
+    };
+    child.stdout!.on('data', onData);
   });
 }
 

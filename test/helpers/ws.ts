@@ -40,7 +40,8 @@ export class TestStream {
     const seen = this.events.find(match);
     if (seen) return Promise.resolve(seen as T);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no ${what} within ${timeoutMs} ms; got ${JSON.stringify(this.events.slice(-10))}`)), timeoutMs);
+      const recent = this.events.slice(-10).map((e) => JSON.stringify(e).slice(0, 200));
+      const timer = setTimeout(() => reject(new Error(`no ${what} within ${timeoutMs} ms; last events: ${recent.join(' ')}`)), timeoutMs);
       this.waiters.push({
         match,
         resolve: (e) => {

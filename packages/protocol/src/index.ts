@@ -2,3 +2,4 @@ export * from './limits.js';
 export * from './errors.js';
 export * from './rest.js';
 export * from './stream.js';
+export * from './pools.js';

@@ -54,6 +54,7 @@ export function buildContainerOptions(spec: SandboxSpec, ctx: ContainerSpecConte
       // tini as PID 1 reaps orphans and forwards signals, so the agent only minds its own children.
       Init: true,
       Binds: [`${ctx.agentPath}:${IN_SANDBOX.agent}:ro`, `${ctx.hostRunDir}:${IN_SANDBOX.runDir}`],
+      Mounts: (spec.volumes ?? []).map((v) => ({ Type: 'volume' as const, Source: v.volume, Target: v.target, ReadOnly: v.readOnly ?? false })),
       NetworkMode: network,
       Memory: memoryMb !== undefined ? memoryMb * MiB : 0,
       // Equal to Memory: no swap, so a memory hog meets the OOM killer instead of thrashing.

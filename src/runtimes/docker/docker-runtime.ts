@@ -188,6 +188,10 @@ export class DockerRuntime implements Runtime {
     return this.agentOf(id).listProcesses();
   }
 
+  async ping(id: string, timeoutMs: number): Promise<number> {
+    return withTimeout(this.agentOf(id).ping(), timeoutMs, `the agent of sandbox ${id} did not answer a ping within ${timeoutMs} ms`);
+  }
+
   async stop(id: string): Promise<void> {
     this.disconnect(id);
     try {

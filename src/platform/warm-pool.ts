@@ -1,0 +1,270 @@
+/**
+ * Warm pools: sandboxes created and started ahead of time, agent ready, keyed by image and resource shape. Each
+ * is handed to exactly one ephemeral execution and destroyed after it, so nothing leaks from one execution to
+ * the next. Pools grow when executions miss them, shrink when idle, and are bounded by a global cap.
+ */
+import type { NetworkMode } from '@faas/protocol';
+import { FaasError, errorMessage } from '../errors.js';
+import type { Runtime } from '../runtimes/runtime.js';
+import { newId } from './ids.js';
+import type { PlatformMetrics } from './metrics.js';
+
+export interface PoolShape {
+  image: string;
+  workingDir: string;
+  memoryMb?: number | undefined;
+  cpuCores?: number | undefined;
+  pidsLimit?: number | undefined;
+  network: NetworkMode;
+}
+
+export interface PoolInfo {
+  key: string;
+  image: string;
+  working_dir: string;
+  memory_mb: number | null;
+  cpu_cores: number | null;
+  pids_limit: number | null;
+  network: NetworkMode;
+  /** How many ready sandboxes the pool aims to keep. */
+  size: number;
+  ready: number;
+  creating: number;
+  in_use: number;
+  hits: number;
+  misses: number;
+  error: string | null;
+}
+
+export interface WarmPoolOptions {
+  /** Most pooled sandboxes (ready or being created) across all pools. */
+  maxTotal: number;
+  /** Largest size one pool may have. */
+  maxPerPool: number;
+  /** A pool unused for this long halves its size (down to its prewarmed floor). */
+  idleShrinkMs: number;
+  /** Sandboxes created at once per pool while filling. */
+  fillConcurrency: number;
+}
+
+interface Pool {
+  key: string;
+  shape: PoolShape;
+  ready: string[];
+  creating: number;
+  inUse: number;
+  size: number;
+  /** Size asked for by prewarm: the pool never shrinks below it. */
+  floor: number;
+  hits: number;
+  misses: number;
+  error: string | null;
+  lastUsed: number;
+  lastMiss: number;
+}
+
+/** Misses closer together than this count as load. */
+const GROW_WINDOW_MS = 10_000;
+
+export function poolKey(shape: PoolShape): string {
+  return JSON.stringify([shape.image, shape.workingDir, shape.memoryMb ?? null, shape.cpuCores ?? null, shape.pidsLimit ?? null, shape.network]);
+}
+
+export class WarmPools {
+  private readonly pools = new Map<string, Pool>();
+  private closed = false;
+  private readonly filling = new Set<Promise<void>>();
+
+  constructor(
+    private readonly runtime: Runtime,
+    private readonly metrics: PlatformMetrics,
+    private readonly opts: WarmPoolOptions,
+  ) {}
+
+  private total(): number {
+    let n = 0;
+    for (const p of this.pools.values()) n += p.ready.length + p.creating;
+    return n;
+  }
+
+  private pool(shape: PoolShape): Pool {
+    const key = poolKey(shape);
+    let pool = this.pools.get(key);
+    if (!pool) {
+      pool = { key, shape, ready: [], creating: 0, inUse: 0, size: 0, floor: 0, hits: 0, misses: 0, error: null, lastUsed: Date.now(), lastMiss: 0 };
+      this.pools.set(key, pool);
+    }
+    return pool;
+  }
+
+  /** Sets a pool's size and fills it; the image must exist. */
+  async prewarm(shape: PoolShape, count: number): Promise<PoolInfo> {
+    if (count > this.opts.maxPerPool) {
+      throw new FaasError('validation_error', `count ${count} is above the per-pool cap of ${this.opts.maxPerPool} (FAAS_POOL_MAX_PER_POOL)`, 'count');
+    }
+    const others = this.total() - (this.pools.get(poolKey(shape))?.ready.length ?? 0);
+    if (others + count > this.opts.maxTotal) {
+      throw new FaasError(
+        'validation_error',
+        `count ${count} would take the warm pools past their global cap of ${this.opts.maxTotal} sandboxes (FAAS_POOL_MAX_TOTAL); ${others} are held by other pools`,
+        'count',
+      );
+    }
+    try {
+      await this.runtime.resolveImage(shape.image);
+    } catch (err) {
+      const pool = this.pool(shape);
+      pool.error = errorMessage(err);
+      throw err;
+    }
+    const pool = this.pool(shape);
+    pool.error = null;
+    pool.size = count;
+    pool.floor = count;
+    pool.lastUsed = Date.now();
+    this.trim(pool);
+    this.fill(pool);
+    return this.info(pool);
+  }
+
+  /**
+   * A started sandbox of this shape: a ready one from the pool when there is one (checked alive first), or null
+   * on a miss, in which case the pool grows so the next execution under load finds one.
+   */
+  async take(shape: PoolShape): Promise<string | null> {
+    const pool = this.pool(shape);
+    pool.lastUsed = Date.now();
+    while (pool.ready.length > 0) {
+      const id = pool.ready.shift()!;
+      this.gauge();
+      this.fill(pool);
+      if (await this.alive(id)) {
+        pool.hits++;
+        pool.inUse++;
+        return id;
+      }
+      void this.runtime.remove(id).catch(() => undefined);
+    }
+    pool.misses++;
+    // Two misses close together are load: grow. A lone execution leaves nothing warm behind.
+    const underLoad = pool.lastUsed - pool.lastMiss < GROW_WINDOW_MS;
+    pool.lastMiss = pool.lastUsed;
+    if (underLoad && pool.error === null && pool.size < this.opts.maxPerPool) {
+      pool.size++;
+      this.fill(pool);
+    }
+    return null;
+  }
+
+  /** The execution that took a pooled sandbox is over (the executor removes the sandbox). */
+  release(shape: PoolShape): void {
+    const pool = this.pools.get(poolKey(shape));
+    if (pool && pool.inUse > 0) pool.inUse--;
+  }
+
+  private async alive(id: string): Promise<boolean> {
+    try {
+      await this.runtime.ping(id, 1000);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private fill(pool: Pool): void {
+    while (!this.closed && pool.error === null && pool.ready.length + pool.creating < pool.size && pool.creating < this.opts.fillConcurrency && this.total() < this.opts.maxTotal) {
+      pool.creating++;
+      const id = newId('sb');
+      const job = this.runtime
+        .create({
+          id,
+          image: pool.shape.image,
+          env: {},
+          workingDir: pool.shape.workingDir,
+          limits: { memoryMb: pool.shape.memoryMb, cpuCores: pool.shape.cpuCores, pidsLimit: pool.shape.pidsLimit, network: pool.shape.network },
+          labels: { 'faas.kind': 'pool' },
+        })
+        .then(
+          () => {
+            if (this.closed || pool.ready.length >= pool.size) return this.runtime.remove(id).catch(() => undefined);
+            pool.ready.push(id);
+            return undefined;
+          },
+          (err: unknown) => {
+            // Reported on the pool (GET /api/v1/pools), never on unrelated requests; a prewarm clears it.
+            pool.error = errorMessage(err);
+          },
+        )
+        .finally(() => {
+          pool.creating--;
+          this.filling.delete(job);
+          this.gauge();
+          this.fill(pool);
+        });
+      this.filling.add(job);
+    }
+    this.gauge();
+  }
+
+  /** Removes ready sandboxes beyond the pool's size. */
+  private trim(pool: Pool): void {
+    while (pool.ready.length > pool.size) {
+      const id = pool.ready.pop()!;
+      void this.runtime.remove(id).catch(() => undefined);
+    }
+    this.gauge();
+  }
+
+  /** Halves pools that have not been used for a while (never below their prewarmed floor). */
+  shrinkIdle(now = Date.now()): void {
+    for (const pool of this.pools.values()) {
+      if (now - pool.lastUsed < this.opts.idleShrinkMs || pool.size <= pool.floor) continue;
+      pool.size = Math.max(pool.floor, Math.floor(pool.size / 2));
+      pool.lastUsed = now;
+      this.trim(pool);
+    }
+  }
+
+  list(): PoolInfo[] {
+    return [...this.pools.values()].map((p) => this.info(p));
+  }
+
+  private info(p: Pool): PoolInfo {
+    return {
+      key: p.key,
+      image: p.shape.image,
+      working_dir: p.shape.workingDir,
+      memory_mb: p.shape.memoryMb ?? null,
+      cpu_cores: p.shape.cpuCores ?? null,
+      pids_limit: p.shape.pidsLimit ?? null,
+      network: p.shape.network,
+      size: p.size,
+      ready: p.ready.length,
+      creating: p.creating,
+      in_use: p.inUse,
+      hits: p.hits,
+      misses: p.misses,
+      error: p.error,
+    };
+  }
+
+  private gauge(): void {
+    let ready = 0;
+    let creating = 0;
+    for (const p of this.pools.values()) {
+      ready += p.ready.length;
+      creating += p.creating;
+    }
+    this.metrics.liveSandboxes.set({ kind: 'pool', status: 'ready' }, ready);
+    this.metrics.liveSandboxes.set({ kind: 'pool', status: 'creating' }, creating);
+  }
+
+  /** Removes every pooled sandbox (on shutdown; a crash leaves them to the next start's reconcile). */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.filling]);
+    const ids = [...this.pools.values()].flatMap((p) => p.ready.splice(0));
+    await Promise.all(ids.map((id) => this.runtime.remove(id).catch(() => undefined)));
+    this.gauge();
+  }
+}
