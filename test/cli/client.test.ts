@@ -84,6 +84,18 @@ describe('faas run', () => {
     expect(r.code).toBe(2);
   });
 
+  it('--mode persistent keeps the sandbox and names it', async () => {
+    const r = await faas(['run', '--mode', 'persistent', '-e', 'K=v', '--', 'sh', '-c', 'echo "$K" > f; cat f']);
+    const id = /sandbox (\S+) kept/.exec(r.stderr)?.[1];
+    expect(id, r.stderr).toBeDefined();
+    sandboxes.push(id!);
+    expect(r).toMatchObject({ code: 0, stdout: 'v\n' });
+    expect((await client.containers.exec(id!, 'cat f')).stdout).toBe('v\n');
+    const json = JSON.parse((await faas(['run', '--json', '--mode', 'persistent', '--', 'true'])).stdout) as { containerId: string };
+    sandboxes.push(json.containerId);
+    expect(json.containerId).toMatch(/\S/);
+  });
+
   it('reports a timeout on stderr', async () => {
     const r = await faas(['run', '--timeout', '300', '--', 'sleep', '5']);
     expect(r.stderr).toContain('timed out');

@@ -1,5 +1,5 @@
 /** `faas run`: run one command in a fresh sandbox, its output live on this terminal, its exit code as ours. */
-import type { ExecuteOptions, ExecutionMode, NetworkMode } from '@faas/sdk';
+import { executeRequestToWire, type ExecuteOptions, type ExecutionMode, type FaasClient, type NetworkMode, type OutputCallbacks } from '@faas/sdk';
 import { CliError, type Command } from '../command.js';
 import {
   CLIENT_OPTIONS,
@@ -31,6 +31,9 @@ ${PROCESS_OPTIONS_HELP}
 ${CLIENT_OPTIONS_HELP}
                      (with --json the result object is printed at the end; the exit code is still the command's)
 
+With --mode persistent the sandbox is kept after the command: its id is printed on stderr (with --json: the
+result's containerId).
+
 Examples:
   faas run -- echo hello
   faas run --image python:3.12-alpine --memory 256 -- python3 -c 'print(6*7)'
@@ -47,6 +50,21 @@ export function commandArgv(positionals: string[], rest: string[] | undefined, s
   const argv = rest ?? before;
   if (argv.length === 0) throw new CliError('missing the command to run, e.g. `-- echo hello`');
   return argv;
+}
+
+/**
+ * Persistent mode with live output: a streamed execute does not say which sandbox it kept (its exit event has no
+ * sandbox id), so create the sandbox, then exec in it, and tell the user its id.
+ */
+async function runPersistent(client: FaasClient, options: ExecuteOptions, live: OutputCallbacks): Promise<number> {
+  const { argv, env, workingDir, stdin, timeoutMs, image, memoryMb, cpuCores, pidsLimit, network } = options;
+  // Validate everything before creating anything.
+  executeRequestToWire(options);
+  const sandbox = await client.containers.create({ image, memoryMb, cpuCores, pidsLimit, network, env, workingDir });
+  process.stderr.write(`faas run: sandbox ${sandbox.id} kept (remove it with \`faas sandbox rm ${sandbox.id}\`)\n`);
+  const result = await sandbox.exec({ argv, stdin, timeoutMs, ...live });
+  reportOutcome(result, 'faas run');
+  return exitCodeOf(result);
 }
 
 export const command: Command = {
@@ -82,11 +100,9 @@ export const command: Command = {
         printJson(result);
         return exitCodeOf(result);
       }
-      const result = await client.execute({
-        ...options,
-        onStdout: (data) => process.stdout.write(data),
-        onStderr: (data) => process.stderr.write(data),
-      });
+      const live = { onStdout: (data: string) => process.stdout.write(data), onStderr: (data: string) => process.stderr.write(data) };
+      if (options.mode === 'persistent') return runPersistent(client, options, live);
+      const result = await client.execute({ ...options, ...live });
       reportOutcome(result, 'faas run');
       return exitCodeOf(result);
     });
