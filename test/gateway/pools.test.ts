@@ -1,0 +1,114 @@
+import Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+
+let gw: TestGateway;
+const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+
+beforeAll(async () => {
+  gw = await startTestGateway({ env: { FAAS_POOL_MAX_TOTAL: '6', FAAS_POOL_MAX_PER_POOL: '4' } });
+});
+afterAll(async () => {
+  await gw?.close();
+});
+
+type Pool = { image: string; size: number; ready: number; creating: number; in_use: number; hits: number; misses: number; error: string | null; memory_mb: number | null };
+
+async function pools(): Promise<Pool[]> {
+  return (await api(gw.url, 'GET', '/api/v1/pools')).body.pools;
+}
+
+async function waitReady(match: (p: Pool) => boolean, n: number): Promise<Pool> {
+  for (let i = 0; i < 100; i++) {
+    const pool = (await pools()).find(match);
+    if (pool && pool.ready >= n) return pool;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`pool did not reach ${n} ready: ${JSON.stringify(await pools())}`);
+}
+
+const isShape = (memory: number) => (p: Pool) => p.memory_mb === memory;
+
+describe('warm pools', () => {
+  it('prewarm fills a pool; executions take from it, never share state, and it refills', async () => {
+    const res = await api(gw.url, 'POST', '/api/v1/prewarm', { image: 'faas/busybox:latest', count: 2, memory_mb: 96 });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ size: 2, image: 'faas/busybox:latest', memory_mb: 96 });
+    await waitReady(isShape(96), 2);
+
+    const first = await api(gw.url, 'POST', '/api/v1/execute', { command: 'ls /workspace; echo secret > /workspace/leak; echo $HOSTNAME', memory_mb: 96, env: { A: '1' } });
+    expect(first.body).toMatchObject({ exit_code: 0 });
+    const second = await api(gw.url, 'POST', '/api/v1/execute', { command: 'cat /workspace/leak 2>&1; echo $HOSTNAME; echo $A', memory_mb: 96, env: { A: '2' } });
+    expect(second.body.stdout).toContain('No such file');
+    expect(second.body.stdout.split('\n')[1]).not.toBe(first.body.stdout.trim().split('\n').pop());
+    expect(second.body.stdout.trim().endsWith('2')).toBe(true);
+
+    const pool = (await pools()).find(isShape(96))!;
+    expect(pool.hits).toBe(2);
+    expect(pool.misses).toBe(0);
+    await waitReady(isShape(96), 2);
+  });
+
+  it('falls back to a cold start on a miss, and grows under load', async () => {
+    const a = await api(gw.url, 'POST', '/api/v1/execute', { command: 'echo cold', memory_mb: 64 });
+    expect(a.body.stdout).toBe('cold\n');
+    const b = await api(gw.url, 'POST', '/api/v1/execute', { command: 'echo cold again', memory_mb: 64 });
+    expect(b.body.stdout).toBe('cold again\n');
+    const pool = (await pools()).find(isShape(64))!;
+    expect(pool.misses).toBe(2);
+    expect(pool.size).toBe(1);
+    await waitReady(isShape(64), 1);
+  });
+
+  it('detects a pooled sandbox that died while idle before handing it out', async () => {
+    await api(gw.url, 'POST', '/api/v1/prewarm', { count: 1, memory_mb: 80 });
+    await waitReady(isShape(80), 1);
+    const instance = gw.gateway.platform.store.instanceId();
+    const pooled = await docker.listContainers({ filters: { label: [`faas.instance=${instance}`, 'faas.kind=pool'] } });
+    const target = pooled.find((c) => c.Labels['faas.sandbox'] && c.State === 'running')!;
+    // Kill every pool container of this shape behind the gateway's back.
+    for (const c of pooled) {
+      const info = await docker.getContainer(c.Id).inspect();
+      if (info.HostConfig.Memory === 80 * 2 ** 20) await docker.getContainer(c.Id).kill();
+    }
+    expect(target).toBeTruthy();
+    await new Promise((r) => setTimeout(r, 200));
+    const res = await api(gw.url, 'POST', '/api/v1/execute', { command: 'echo fine', memory_mb: 80 });
+    expect(res.body).toMatchObject({ exit_code: 0, stdout: 'fine\n' });
+  });
+
+  it('refuses prewarm counts beyond the caps with 400', async () => {
+    const perPool = await api(gw.url, 'POST', '/api/v1/prewarm', { count: 5 });
+    expect(perPool.status).toBe(400);
+    expect(perPool.body).toMatchObject({ error: 'validation_error', field: 'count' });
+    expect(perPool.body.message).toContain('FAAS_POOL_MAX_PER_POOL');
+    const total = await api(gw.url, 'POST', '/api/v1/prewarm', { count: 4, memory_mb: 200 });
+    expect(total.status).toBe(400);
+    expect(total.body.message).toContain('FAAS_POOL_MAX_TOTAL');
+    expect((await api(gw.url, 'POST', '/api/v1/prewarm', { count: -1 })).status).toBe(400);
+  });
+
+  it('reports a missing image on the pool, not on unrelated requests', async () => {
+    const res = await api(gw.url, 'POST', '/api/v1/prewarm', { image: 'faas/nothing:here', count: 1 });
+    expect(res.status).toBe(404);
+    expect(res.body.error).toBe('image_not_found');
+    const pool = (await pools()).find((p) => p.image === 'faas/nothing:here')!;
+    expect(pool.error).toContain('faas/nothing:here');
+    const other = await api(gw.url, 'POST', '/api/v1/execute', { command: 'echo unaffected' });
+    expect(other.body.stdout).toBe('unaffected\n');
+  });
+
+  it('leaks no sandbox after a burst', async () => {
+    await api(gw.url, 'POST', '/api/v1/prewarm', { count: 2, memory_mb: 72 });
+    const burst = await Promise.all(Array.from({ length: 8 }, (_, i) => api(gw.url, 'POST', '/api/v1/execute', { command: `echo ${i}`, memory_mb: 72 })));
+    expect(burst.map((r) => r.body.stdout)).toEqual(Array.from({ length: 8 }, (_, i) => `${i}\n`));
+    await gw.gateway.platform.executor.drain();
+    const instance = gw.gateway.platform.store.instanceId();
+    const ephemeral = await docker.listContainers({ all: true, filters: { label: [`faas.instance=${instance}`, 'faas.kind=ephemeral'] } });
+    expect(ephemeral).toHaveLength(0);
+    const pooled = await docker.listContainers({ all: true, filters: { label: [`faas.instance=${instance}`, 'faas.kind=pool'] } });
+    const held = (await pools()).reduce((n, p) => n + p.ready + p.creating + p.in_use, 0);
+    // Every pool container is accounted for by a pool (ready, being created) — none is orphaned.
+    expect(pooled.length).toBeLessThanOrEqual(held);
+  });
+});
