@@ -192,6 +192,27 @@ describe('stream', () => {
     await expect(client.stream('no-such-sandbox')).rejects.toBeInstanceOf(NotFoundError);
   });
 
+  it('delivers heartbeats, which keep an idle-timeout stream alive', async () => {
+    const own = await startTestGateway({ heartbeatMs: 200 });
+    try {
+      const c = new FaasClient({ baseUrl: own.url });
+      const s = await c.containers.create();
+      const stream = await s.stream({ idleTimeoutMs: 1000 });
+      let beats = 0;
+      const started = Date.now();
+      for await (const ev of stream) {
+        if (ev.type === 'heartbeat') beats++;
+        if (Date.now() - started > 2000) break;
+      }
+      expect(beats).toBeGreaterThanOrEqual(5);
+      expect(stream.isClosed).toBe(false);
+      await stream.close();
+      await s.delete();
+    } finally {
+      await own.close();
+    }
+  });
+
   it('ends with ConnectionError when the gateway goes away', async () => {
     const own = await startTestGateway();
     const runtime = own.gateway.platform.runtime;

@@ -144,6 +144,16 @@ describe('WebSocket stream', () => {
     expect((err as ConnectionError).code).toBe('stream_overflow');
   });
 
+  it('fails a silent connection after idleTimeoutMs', async () => {
+    const url = await wsServer(() => undefined);
+    const stream = await new FaasClient({ baseUrl: url }).stream('c1', { idleTimeoutMs: 200 });
+    const started = Date.now();
+    const err = await (async () => { for await (const _ of stream) void _; })().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConnectionError);
+    expect((err as ConnectionError).message).toContain('idleTimeoutMs');
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
   it('maps a refused upgrade to the typed error of its body', async () => {
     const { server, url } = await serve(() => undefined);
     server.on('upgrade', (_req, socket) => {
