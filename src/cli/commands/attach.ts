@@ -73,7 +73,7 @@ export class EventPrinter {
 }
 
 export const command: Command = {
-  summary: "Follow a sandbox's events (output, files, processes) as lines",
+  summary: "follow a sandbox's events (output, files, processes) as lines",
   async run(args) {
     const { values, positionals, rest } = parseCommandLine(args, CLIENT_OPTIONS, 'run `faas attach --help` for usage');
     if (values.help) {

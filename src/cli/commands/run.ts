@@ -68,7 +68,7 @@ async function runPersistent(client: FaasClient, options: ExecuteOptions, live: 
 }
 
 export const command: Command = {
-  summary: 'Run a command in a fresh sandbox, streaming its output',
+  summary: 'run a command in a fresh sandbox, streaming its output',
   async run(args) {
     const { values, positionals, rest } = parseCommandLine(args, OPTIONS, 'run `faas run --help` for usage');
     if (values.help) {

@@ -220,7 +220,7 @@ function help(text: string): number {
 }
 
 export const command: Command = {
-  summary: 'Manage persistent sandboxes: create, ls, get, exec, stop, resume, rm',
+  summary: 'manage persistent sandboxes: create, ls, get, exec, stop, resume, rm',
   async run(args) {
     const [first, ...rest] = args;
     if (first === undefined) {

@@ -127,7 +127,7 @@ async function runShell(stream: SandboxStream, cmd: string): Promise<number> {
 }
 
 export const command: Command = {
-  summary: 'Open an interactive terminal in a sandbox',
+  summary: 'open an interactive terminal in a sandbox',
   async run(args) {
     const { values, positionals, rest } = parseCommandLine(args, OPTIONS, 'run `faas shell --help` for usage');
     if (values.help) {
