@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { openDatabase, type Db } from '../db/sqlite.js';
 import { DEFAULT_CHUNK_SIZES, StreamChunker, cutPoint, validateChunkSizes, type ChunkSizes } from './chunker.js';
-import { CodecPool, core, type CodecChoice, type CodecName } from './codec.js';
+import { CodecPool, INLINE_BYTES, core, type CodecChoice, type CodecName } from './codec.js';
 import type { CoreError, ManifestEntry } from './codec-core.js';
 import type { S3TierConfig } from './config.js';
 import {
@@ -229,6 +229,7 @@ export class BlobStore {
     this.chunkThreshold = opts.chunkThreshold ?? this.chunkSizes.max;
     this.zstdLevel = opts.zstdLevel ?? 1;
     this.pool = new CodecPool(opts.workers);
+    this.pool.warm();
     this.parallel = Math.max(2, this.pool.size * 2);
     this.s3 = s3;
     if (this.s3) {
@@ -819,7 +820,10 @@ export class BlobStore {
     if (first.kind === 0) return toBuffer(first.data);
     const entries = core().parseManifest(first.data, id);
     const total = entries.reduce((a, e) => a + e.size, 0);
-    const out = Buffer.allocUnsafe(total);
+    // With workers, the result lives in shared memory and each worker decodes its chunks straight into place:
+    // no copy back to this thread. (The returned Buffer is then backed by a SharedArrayBuffer.)
+    const sab = this.pool.size > 0 ? new SharedArrayBuffer(total) : null;
+    const out = sab ? Buffer.from(sab) : Buffer.allocUnsafe(total);
     const offsets: number[] = [];
     let off = 0;
     for (const e of entries) {
@@ -827,6 +831,21 @@ export class BlobStore {
       off += e.size;
     }
     await mapLimit(entries, this.parallel, async (e, i) => {
+      if (sab && e.size > INLINE_BYTES) {
+        const row = this.row(e.id);
+        if (row && row.state === OK && row.in_l1) {
+          try {
+            if (await this.pool.readDecodeInto(this.blobPath(e.id), e.id, sab, offsets[i]!, e.size)) {
+              this.touch(e.id);
+              return;
+            }
+          } catch (err) {
+            const code = (err as CoreError).code;
+            // Corrupt or evicted meanwhile: the general path below heals from L2 or reports the error.
+            if (code !== 'CORRUPT' && code !== 'ENOENT') throw err;
+          }
+        }
+      }
       const data = await this.readChunk(id, e, i, entries.length);
       out.set(data, offsets[i]!);
     });

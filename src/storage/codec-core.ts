@@ -23,11 +23,19 @@ export type CodecName = 'none' | 'zstd' | 'lz4';
 /** 'auto' = sample, then zstd or none; 'fast' = sample, then lz4 or none; a codec name forces that codec. */
 export type CodecChoice = 'auto' | 'fast' | CodecName;
 
+/** The parts of zstd-napi's native binding (`zstd-napi/binding`) used here: buffers in, buffers out, no copies. */
+export interface ZstdBinding {
+  CCtx: new () => { compress(dst: Uint8Array, src: Uint8Array, level: number): number };
+  DCtx: new () => { decompress(dst: Uint8Array, src: Uint8Array): number };
+  compressBound(n: number): number;
+  getFrameContentSize(frame: Uint8Array): number | null;
+}
+
 export interface CodecDeps {
   crypto: typeof import('node:crypto');
   fs: typeof import('node:fs');
   path: typeof import('node:path');
-  zstd: typeof import('zstd-napi');
+  zstd: ZstdBinding;
   lz4: typeof import('lz4-napi');
 }
 
@@ -70,9 +78,23 @@ export function codecCore(deps: CodecDeps) {
   const SAMPLE_SLICE = 4096;
   const SAMPLE_SLICES = 4;
 
-  const compressors = new Map<number, InstanceType<typeof zstd.Compressor>>();
-  let decompressor: InstanceType<typeof zstd.Decompressor> | null = null;
+  const cctx = new zstd.CCtx();
+  const dctx = new zstd.DCtx();
   const madeDirs = new Set<string>();
+  /** Reused output buffers: compressing into them avoids a fresh allocation (page faults) per chunk. */
+  const scratch: { out: Buffer | null; sample: Buffer | null; read: Buffer | null } = { out: null, sample: null, read: null };
+  /** Largest header size accepted before allocating: a corrupted header must not make us allocate terabytes. */
+  const MAX_BLOB = 2 ** 32;
+
+  function scratchOf(which: 'out' | 'sample' | 'read', n: number): Buffer {
+    let b = scratch[which];
+    if (!b || b.length < n) {
+      b = Buffer.allocUnsafeSlow(Math.max(n, 64 * 1024));
+      // Keep scratch buffers bounded; a huge one-off blob gets its own buffer.
+      if (n <= 8 * 1024 * 1024) scratch[which] = b;
+    }
+    return b;
+  }
 
   function fail(code: string, message: string): never {
     const e = new Error(message) as CoreError;
@@ -80,27 +102,19 @@ export function codecCore(deps: CodecDeps) {
     throw e;
   }
 
-  function zstdCompress(data: Uint8Array, level: number): Uint8Array {
-    let c = compressors.get(level);
-    if (!c) {
-      c = new zstd.Compressor();
-      c.setParameters({ compressionLevel: level });
-      compressors.set(level, c);
-    }
-    return c.compress(data);
-  }
-
-  function zstdDecompress(data: Uint8Array): Uint8Array {
-    if (!decompressor) decompressor = new zstd.Decompressor();
-    return decompressor.decompress(data);
+  /** Compresses into a scratch buffer: the result is valid until the next call with the same `which`. */
+  function zstdCompress(data: Uint8Array, level: number, which: 'out' | 'sample'): Uint8Array {
+    const dst = scratchOf(which, zstd.compressBound(data.length));
+    const n = cctx.compress(dst, data, level);
+    return dst.subarray(0, n);
   }
 
   function asBuffer(u: Uint8Array): Buffer {
     return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
   }
 
-  function compressWith(codec: CodecName, data: Uint8Array, level: number): Uint8Array {
-    if (codec === 'zstd') return zstdCompress(data, level);
+  function compressWith(codec: CodecName, data: Uint8Array, level: number, which: 'out' | 'sample' = 'out'): Uint8Array {
+    if (codec === 'zstd') return zstdCompress(data, level, which);
     if (codec === 'lz4') return lz4.compressSync(asBuffer(data));
     return data;
   }
@@ -116,7 +130,7 @@ export function codecCore(deps: CodecDeps) {
       for (let i = 0; i < SAMPLE_SLICES; i++) parts.push(data.subarray(i * step, i * step + SAMPLE_SLICE));
       sample = Buffer.concat(parts);
     }
-    return compressWith(codec, sample, level).length <= sample.length * SAMPLE_RATIO;
+    return compressWith(codec, sample, level, 'sample').length <= sample.length * SAMPLE_RATIO;
   }
 
   function header(codec: CodecName, kind: 0 | 1, size: number): Buffer {
@@ -129,7 +143,10 @@ export function codecCore(deps: CodecDeps) {
     return h;
   }
 
-  /** Chooses the codec (sampling for 'auto'/'fast') and builds the file bytes for a data blob. */
+  /**
+   * Chooses the codec (sampling for 'auto'/'fast') and builds the file bytes for a data blob. The parts may
+   * point into a scratch buffer: write them before the next encode.
+   */
   function encode(data: Uint8Array, choice: CodecChoice, level: number): EncodeResult {
     let codec: CodecName;
     if (choice === 'auto' || choice === 'fast') {
@@ -155,8 +172,12 @@ export function codecCore(deps: CodecDeps) {
     return crypto.createHash('sha256').update(data).digest('hex');
   }
 
-  /** Parses and checks a blob file's bytes; data blobs are decompressed and hashed against `id`. */
-  function decode(buf: Uint8Array, id: string): DecodedBlob {
+  /**
+   * Parses and checks a blob file's bytes; data blobs are decompressed and hashed against `id`. With `into`
+   * (exactly the logical size), the content is decoded there (e.g. shared memory of the caller's result).
+   * Without it, the returned data never aliases `buf` unless `buf` is owned by the caller (`mayAlias`).
+   */
+  function decode(buf: Uint8Array, id: string, into?: Uint8Array, mayAlias = true): DecodedBlob {
     const b = asBuffer(buf);
     if (b.length < HEADER) fail('CORRUPT', `file is ${b.length} bytes, shorter than the ${HEADER}-byte header (truncated)`);
     if (b.readUInt32LE(0) !== MAGIC) fail('CORRUPT', 'bad magic in the header');
@@ -168,17 +189,37 @@ export function codecCore(deps: CodecDeps) {
     const payload = b.subarray(HEADER);
     if (kind === 1) {
       parseManifest(payload, id, size);
-      return { kind: 1, codec, data: payload };
+      return { kind: 1, codec, data: mayAlias ? payload : Buffer.from(payload) };
     }
+    if (into && into.length !== size) fail('CORRUPT', `header says ${size} bytes, expected ${into.length}`);
+    if (size > MAX_BLOB) fail('CORRUPT', `header says ${size} bytes (implausible)`);
     let data: Uint8Array;
     try {
-      if (codec === 'zstd') data = zstdDecompress(payload);
-      else if (codec === 'lz4') data = lz4.uncompressSync(payload);
-      else data = payload;
+      if (codec === 'zstd') {
+        const frameSize = zstd.getFrameContentSize(payload);
+        if (frameSize !== size) fail('CORRUPT', `zstd frame says ${frameSize} bytes, header says ${size}`);
+        const dst = into ?? Buffer.allocUnsafe(size);
+        const n = size === 0 ? 0 : dctx.decompress(dst, payload);
+        if (n !== size) fail('CORRUPT', `decoded ${n} bytes, header says ${size} (truncated?)`);
+        data = dst;
+      } else if (codec === 'lz4') {
+        const out = lz4.uncompressSync(payload);
+        if (out.length !== size) fail('CORRUPT', `decoded ${out.length} bytes, header says ${size} (truncated?)`);
+        if (into) {
+          into.set(out);
+          data = into;
+        } else data = out;
+      } else {
+        if (payload.length !== size) fail('CORRUPT', `payload is ${payload.length} bytes, header says ${size} (truncated?)`);
+        if (into) {
+          into.set(payload);
+          data = into;
+        } else data = mayAlias ? payload : Buffer.from(payload);
+      }
     } catch (err) {
+      if ((err as CoreError).code === 'CORRUPT') throw err;
       fail('CORRUPT', `${codec} payload does not decompress (${(err as Error).message})`);
     }
-    if (data.length !== size) fail('CORRUPT', `decoded ${data.length} bytes, header says ${size} (truncated?)`);
     const actual = sha256hex(data);
     if (actual !== id) fail('CORRUPT', `content hashes to ${actual}`);
     return { kind: 0, codec, data };
@@ -265,9 +306,34 @@ export function codecCore(deps: CodecDeps) {
     return fs.readFileSync(file);
   }
 
-  /** Reads, decodes and verifies a blob file. */
+  /** Reads a whole file into the read scratch buffer (valid until the next call). */
+  function readScratch(file: string): Buffer {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const size = fs.fstatSync(fd).size;
+      const buf = scratchOf('read', size).subarray(0, size);
+      let off = 0;
+      while (off < size) {
+        const n = fs.readSync(fd, buf, off, size - off, off);
+        if (n === 0) break;
+        off += n;
+      }
+      return buf.subarray(0, off);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** Reads, decodes and verifies a blob file. The result is the caller's own memory. */
   function decodeFile(file: string, id: string): DecodedBlob {
-    return decode(readFile(file), id);
+    return decode(readScratch(file), id, undefined, false);
+  }
+
+  /** Reads, decodes and verifies a data blob file straight into `into` (exactly its logical size). */
+  function decodeFileInto(file: string, id: string, into: Uint8Array): DecodedBlob {
+    const d = decode(readScratch(file), id, into, false);
+    if (d.kind !== 0) fail('CORRUPT', 'expected a data blob, found a manifest');
+    return d;
   }
 
   return {
@@ -276,6 +342,7 @@ export function codecCore(deps: CodecDeps) {
     encodeManifestFile,
     decode,
     decodeFile,
+    decodeFileInto,
     encodeManifest,
     parseManifest,
     writeAtomic,

@@ -9,12 +9,12 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { codecCore, type CodecChoice, type CodecCore, type CodecName, type CoreError } from './codec-core.js';
+import { codecCore, type CodecChoice, type CodecCore, type CodecName, type CoreError, type ZstdBinding } from './codec-core.js';
 
 export type { CodecChoice, CodecName } from './codec-core.js';
 
 const require = createRequire(import.meta.url);
-const ZSTD_PATH = require.resolve('zstd-napi');
+const ZSTD_PATH = require.resolve('zstd-napi/binding');
 const LZ4_PATH = require.resolve('lz4-napi');
 
 let mainCore: CodecCore | null = null;
@@ -25,7 +25,7 @@ export function core(): CodecCore {
       crypto,
       fs,
       path,
-      zstd: require(ZSTD_PATH) as typeof import('zstd-napi'),
+      zstd: require(ZSTD_PATH) as ZstdBinding,
       lz4: require(LZ4_PATH) as typeof import('lz4-napi'),
     });
   }
@@ -47,9 +47,19 @@ function own(u) {
 parentPort.on('message', (m) => {
   try {
     if (m.op === 'encodeWrite') {
-      const r = core.encode(m.data, m.choice, m.level);
-      core.writeAtomic(m.tmp, m.final, r.parts, m.fsync);
-      parentPort.postMessage({ seq: m.seq, result: { codec: r.codec, storedSize: r.storedSize } });
+      let r;
+      try {
+        r = core.encode(m.data, m.choice, m.level);
+        core.writeAtomic(m.tmp, m.final, r.parts, m.fsync);
+      } catch (e) {
+        // Hand the pooled input buffer back even on failure.
+        parentPort.postMessage({ seq: m.seq, error: { code: e && e.code ? String(e.code) : 'ERROR', message: String(e && e.message ? e.message : e) }, buf: m.data.buffer }, [m.data.buffer]);
+        return;
+      }
+      parentPort.postMessage({ seq: m.seq, result: { codec: r.codec, storedSize: r.storedSize }, buf: m.data.buffer }, [m.data.buffer]);
+    } else if (m.op === 'readDecodeInto') {
+      const d = core.decodeFileInto(m.file, m.id, new Uint8Array(m.sab, m.offset, m.size));
+      parentPort.postMessage({ seq: m.seq, result: { kind: d.kind, codec: d.codec } });
     } else if (m.op === 'readDecode') {
       const d = core.decodeFile(m.file, m.id);
       const data = own(d.data);
@@ -101,7 +111,12 @@ function coreError(e: { code: string; message: string }): CoreError {
 /** Jobs at or below this size run in the calling thread. */
 export const INLINE_BYTES = 64 * 1024;
 
+/** Size of the pooled transfer buffers: the largest chunk (1 MiB by default) fits. */
+const POOL_BUF = 1024 * 1024;
+
 export class CodecPool {
+  /** Transfer buffers the workers handed back: reusing them avoids a fresh allocation (page faults) per chunk. */
+  private free: ArrayBuffer[] = [];
   private slots: Slot[] = [];
   private pending = new Map<number, Pending>();
   private seq = 0;
@@ -111,34 +126,43 @@ export class CodecPool {
   /** `size` workers (default: one per core); 0 runs everything inline. */
   constructor(readonly size = Math.max(1, Math.min(4, os.availableParallelism?.() ?? os.cpus().length))) {}
 
+  /** Starts the workers now (they load zstd/lz4 in the background) so the first big job does not wait for them. */
+  warm(): void {
+    if (this.size === 0 || this.closed) return;
+    while (this.slots.length < this.size) this.spawn();
+  }
+
+  private spawn(): Slot {
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstd: ZSTD_PATH, lz4: LZ4_PATH } });
+    const slot: Slot = { worker, busy: 0 };
+    worker.on('message', (m: { seq: number; result?: unknown; error?: { code: string; message: string }; buf?: ArrayBuffer }) => {
+      if (m.buf && m.buf.byteLength === POOL_BUF && this.free.length < 32) this.free.push(m.buf);
+      const p = this.pending.get(m.seq);
+      if (!p) return;
+      this.pending.delete(m.seq);
+      slot.busy--;
+      this.inflight--;
+      if (this.inflight === 0) for (const s of this.slots) s.worker.unref();
+      if (m.error) p.reject(coreError(m.error));
+      else p.resolve(m.result);
+    });
+    worker.on('error', (err) => {
+      // A crashed worker fails its own jobs; the pool replaces it on the next call.
+      for (const [seq, p] of this.pending) {
+        p.reject(err);
+        this.pending.delete(seq);
+      }
+      this.slots = this.slots.filter((s) => s !== slot);
+      this.inflight = 0;
+    });
+    worker.unref();
+    this.slots.push(slot);
+    return slot;
+  }
+
   private slot(): Slot | null {
     if (this.size === 0 || this.closed) return null;
-    if (this.slots.length < this.size) {
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstd: ZSTD_PATH, lz4: LZ4_PATH } });
-      const slot: Slot = { worker, busy: 0 };
-      worker.on('message', (m: { seq: number; result?: unknown; error?: { code: string; message: string } }) => {
-        const p = this.pending.get(m.seq);
-        if (!p) return;
-        this.pending.delete(m.seq);
-        slot.busy--;
-        this.inflight--;
-        if (this.inflight === 0) for (const s of this.slots) s.worker.unref();
-        if (m.error) p.reject(coreError(m.error));
-        else p.resolve(m.result);
-      });
-      worker.on('error', (err) => {
-        // A crashed worker fails its own jobs; the pool replaces it on the next call.
-        for (const [seq, p] of this.pending) {
-          p.reject(err);
-          this.pending.delete(seq);
-        }
-        this.slots = this.slots.filter((s) => s !== slot);
-        this.inflight = 0;
-      });
-      worker.unref();
-      this.slots.push(slot);
-      return slot;
-    }
+    if (this.slots.length < this.size) return this.spawn();
     let best = this.slots[0]!;
     for (const s of this.slots) if (s.busy < best.busy) best = s;
     return best;
@@ -158,10 +182,17 @@ export class CodecPool {
 
   /** Chooses the codec, compresses and writes the blob file atomically. `data` may be detached afterwards. */
   async encodeWrite(job: EncodeWriteJob): Promise<{ codec: CodecName; storedSize: number }> {
-    if (job.data.length > INLINE_BYTES) {
-      // Copy the slice into its own buffer and transfer it: cloning a view would copy its whole parent buffer.
-      const copy = new Uint8Array(job.data);
-      const p = this.call<{ codec: CodecName; storedSize: number }>({ op: 'encodeWrite', ...job, data: copy }, [copy.buffer]);
+    if (job.data.length > INLINE_BYTES && this.size > 0 && !this.closed) {
+      // Copy the slice into a buffer of its own and transfer it (cloning a view would copy its whole parent
+      // buffer); the worker transfers it back with the result, so steady state allocates nothing.
+      let copy: Uint8Array;
+      if (job.data.length <= POOL_BUF) {
+        copy = new Uint8Array(this.free.pop() ?? new ArrayBuffer(POOL_BUF), 0, job.data.length);
+        copy.set(job.data);
+      } else {
+        copy = new Uint8Array(job.data);
+      }
+      const p = this.call<{ codec: CodecName; storedSize: number }>({ op: 'encodeWrite', ...job, data: copy }, [copy.buffer as ArrayBuffer]);
       if (p) return p;
     }
     const c = core();
@@ -177,6 +208,17 @@ export class CodecPool {
       if (p) return p;
     }
     return core().decodeFile(file, id);
+  }
+
+  /**
+   * Decodes a data blob straight into `sab[offset, offset + size)` (shared with the workers: no copy back).
+   * Returns false when there are no workers (the caller decodes itself).
+   */
+  async readDecodeInto(file: string, id: string, sab: SharedArrayBuffer, offset: number, size: number): Promise<boolean> {
+    const p = this.call<{ kind: number }>({ op: 'readDecodeInto', file, id, sab, offset, size }, []);
+    if (!p) return false;
+    await p;
+    return true;
   }
 
   /** Like readDecode but returns only the size (and the manifest payload for manifests). */
