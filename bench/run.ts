@@ -11,6 +11,8 @@ import type { BenchRow, BenchSuite } from './lib.js';
 
 const SUITES: Record<string, () => Promise<{ suite: BenchSuite }>> = {
   core: () => import('./suites/core.js'),
+  stream: () => import('./suites/stream.js'),
+  memory: () => import('./suites/memory.js'),
   storage: () => import('./suites/storage.js'),
 };
 

@@ -3,6 +3,9 @@
  * the routes the gateway really serves, so the two cannot drift apart.
  */
 import {
+  BuildImageRequest,
+  CacheList,
+  CachePurgeResult,
   Container,
   ContainerExecRequest,
   ContainerList,
@@ -12,6 +15,8 @@ import {
   ExecuteRequest,
   ExecuteResult,
   HealthStatus,
+  ImageInfo,
+  ImageList,
   PoolInfo,
   PoolList,
   PrewarmRequest,
@@ -82,6 +87,19 @@ export const OPERATIONS: Operation[] = [
   { method: 'get', path: '/api/v1/pools', summary: 'Warm pools: size, ready, in use, hits, misses, error.', ok: { status: 200, schema: PoolList, description: 'All pools.' }, errors: common },
   { method: 'get', path: '/health', summary: 'Probes the engine; 503 when it is unreachable.', ok: { status: 200, schema: HealthStatus, description: 'Healthy.' }, errors: ['engine_unavailable'] },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics (text format).', ok: { status: 200, description: 'Metrics.' }, errors: [] },
+  { method: 'get', path: '/api/v1/images', summary: 'Images sandboxes can run: the built-ins (built or not) and templates.', ok: { status: 200, schema: ImageList, description: 'All images.' }, errors: common },
+  {
+    method: 'post',
+    path: '/api/v1/images',
+    summary:
+      'Build a template from a Dockerfile (context: base64 tar or `files` map, at most 64 MiB), FROM local images only. With Accept: application/x-ndjson the build log streams as `{type:"log"}` lines ending with `{type:"done"}` or `{type:"error"}`.',
+    body: BuildImageRequest,
+    ok: { status: 201, schema: ImageInfo, description: 'Built (200 with the NDJSON stream).' },
+    errors: ['validation_error', 'invalid_json', 'image_not_found', 'conflict', 'payload_too_large', ...common],
+  },
+  { method: 'delete', path: '/api/v1/images/{name}', summary: 'Remove a template (URL-encode the name); built-ins and other images are refused.', ok: { status: 204, description: 'Gone.' }, errors: ['not_found', 'forbidden', 'conflict', 'validation_error', ...common] },
+  { method: 'get', path: '/api/v1/caches', summary: "The caller's shared dependency caches and their sizes.", ok: { status: 200, schema: CacheList, description: 'The caches.' }, errors: common },
+  { method: 'delete', path: '/api/v1/caches/{name}', summary: 'Purge a dependency cache; sandboxes using it keep a valid (emptied) mount.', ok: { status: 200, schema: CachePurgeResult, description: 'Purged.' }, errors: ['not_found', 'forbidden', ...common] },
   { method: 'get', path: '/api/v1/openapi.json', summary: 'This document.', ok: { status: 200, description: 'OpenAPI 3.1.' }, errors: [] },
 ];
 

@@ -8,8 +8,10 @@ import { LIMITS } from '@faas/protocol';
 import { type GatewayConfig, loadConfig } from '../config.js';
 import { type Platform, createPlatform } from '../platform/platform.js';
 import { installErrorHandling } from './errors.js';
+import { cacheRoutes } from './routes/caches.js';
 import { containerRoutes } from './routes/containers.js';
 import { executeRoutes } from './routes/execute.js';
+import { imageRoutes } from './routes/images.js';
 import { operationRoutes } from './routes/operations.js';
 import { poolRoutes } from './routes/pools.js';
 import { streamRoutes } from './stream.js';
@@ -36,12 +38,21 @@ export async function buildGateway(platform: Platform): Promise<FastifyInstance>
     }
   });
   installErrorHandling(app);
-  await app.register(fastifyWebsocket, { options: { maxPayload: LIMITS.maxStdinBytes + 64 * 1024 } });
+  await app.register(fastifyWebsocket, {
+    options: { maxPayload: LIMITS.maxStdinBytes + 64 * 1024 },
+    // 1001 "going away" lets clients tell a gateway shutdown from a deliberate close (1000).
+    preClose(this: FastifyInstance, done: () => void) {
+      for (const client of this.websocketServer.clients) client.close(1001, 'the gateway is shutting down');
+      this.websocketServer.close(done);
+    },
+  });
   executeRoutes(app, platform);
   containerRoutes(app, platform);
   streamRoutes(app, platform);
   poolRoutes(app, platform);
   operationRoutes(app, platform);
+  imageRoutes(app, platform);
+  cacheRoutes(app, platform);
   return app;
 }
 

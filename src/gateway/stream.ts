@@ -55,6 +55,7 @@ export function streamRoutes(app: FastifyInstance, platform: Platform): void {
       const unClosed = sandboxes.onClosed(id, () => socket.close(1000, `sandbox ${id} is gone`));
       const heartbeat = setInterval(() => send({ type: 'heartbeat', ts: new Date().toISOString() }), config.heartbeatMs);
 
+      let queue: Promise<void> = Promise.resolve();
       socket.on('message', (raw, isBinary) => {
         let command: StreamCommand;
         try {
@@ -70,7 +71,8 @@ export function streamRoutes(app: FastifyInstance, platform: Platform): void {
           fail(err);
           return;
         }
-        void handle(command).catch((err: unknown) => fail(err, 'exec_id' in command ? command.exec_id : undefined));
+        // One command at a time, in order: a `stdin` sent right after an `exec` must find that exec started.
+        queue = queue.then(() => handle(command)).catch((err: unknown) => fail(err, 'exec_id' in command ? command.exec_id : undefined));
       });
 
       const handle = async (command: StreamCommand): Promise<void> => {

@@ -150,10 +150,12 @@ export class Executor {
       pids_limit: req.pids_limit,
       network: req.network,
     });
+    // A streaming caller learns the sandbox it keeps from the exit event, as a REST caller does from the answer.
+    const relay = onEvent && ((event: StreamEvent) => onEvent(event.type === 'exit' ? { ...event, container_id: container.id } : event));
     const outcome = await this.sandboxes.exec(
       container.id,
       { command: req.command, argv: req.argv, stdin: req.stdin, timeout_ms: req.timeout_ms ?? LIMITS.defaultTimeoutMs },
-      onEvent,
+      relay,
       id,
     );
     return toExecuteResult(id, 'persistent', outcome, container.id);

@@ -15,6 +15,9 @@ import { PlatformMetrics } from './metrics.js';
 import { SandboxService } from './sandboxes.js';
 import { PlatformStore } from './store.js';
 import { WarmPools } from './warm-pool.js';
+import Docker from 'dockerode';
+import { DependencyCaches } from './dependency-caches.js';
+import { TemplateService } from './templates.js';
 
 export interface Platform {
   config: GatewayConfig;
@@ -25,6 +28,10 @@ export interface Platform {
   sandboxes: SandboxService;
   executor: Executor;
   pools: WarmPools;
+  /** User images built from Dockerfiles. */
+  templates: TemplateService;
+  /** Shared dependency caches (per tenant volumes): `mountsFor(tenant)` gives a sandbox its mounts. */
+  caches: DependencyCaches;
   /** Stops background work and detaches from sandboxes (persistent ones keep running). */
   close(): Promise<void>;
 }
@@ -59,6 +66,9 @@ export async function createPlatform(config: GatewayConfig): Promise<Platform> {
   const sandboxes = new SandboxService(runtime, store, metrics);
   const pools = new WarmPools(runtime, metrics, config.pools);
   const executor = new Executor(runtime, sandboxes, store, metrics, pools);
+  // Builds may be silent for long: a client without the runtime's request timeout.
+  const templates = new TemplateService(new Docker({ socketPath: config.dockerSocket }));
+  const caches = DependencyCaches.fromEnv(runtime.docker);
 
   store.failInterruptedExecutions('the gateway stopped while this execution ran', new Date().toISOString());
   // Reconcile now if the engine is up, otherwise as soon as it answers (from the periodic tick).
@@ -87,6 +97,8 @@ export async function createPlatform(config: GatewayConfig): Promise<Platform> {
     sandboxes,
     executor,
     pools,
+    templates,
+    caches,
     async close() {
       clearInterval(idleTimer);
       await executor.close();

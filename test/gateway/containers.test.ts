@@ -70,6 +70,19 @@ describe('persistent sandboxes', () => {
     await call('DELETE', `/api/v1/containers/${id}`);
   });
 
+  it('names the kept sandbox in the exit event of a streamed persistent execute', async () => {
+    const res = await fetch(`${gw.url}/api/v1/execute`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/x-ndjson' },
+      body: JSON.stringify({ command: 'echo streamed', mode: 'persistent' }),
+    });
+    const events = (await res.text()).trim().split('\n').map((l) => JSON.parse(l));
+    const exit = events.find((e) => e.type === 'exit');
+    expect(exit).toMatchObject({ code: 0, container_id: expect.stringMatching(/^sb-/) });
+    expect((await call('GET', `/api/v1/containers/${exit.container_id}`)).body.status).toBe('running');
+    await call('DELETE', `/api/v1/containers/${exit.container_id}`);
+  });
+
   it('applies exec timeouts, stdin and per-exec env', async () => {
     const { body } = await call('POST', '/api/v1/containers', {});
     const timed = await call('POST', `/api/v1/containers/${body.id}/exec`, { command: 'sleep 30', timeout_ms: 300 });

@@ -14,7 +14,8 @@ describe('a restarted gateway', () => {
   it('adopts running sandboxes, records stopped and vanished ones, removes orphans, fails interrupted executions', async () => {
     const first = await startTestGateway();
     current = first;
-    const keep = (await api(first.url, 'POST', '/api/v1/containers', {})).body.id as string;
+    // Its kept-alive command is still running under the agent when the next gateway connects.
+    const keep = (await api(first.url, 'POST', '/api/v1/containers', { command: 'sleep 1000' })).body.id as string;
     await api(first.url, 'POST', `/api/v1/containers/${keep}/exec`, { command: 'echo persisted > /workspace/note' });
     const stopMe = (await api(first.url, 'POST', '/api/v1/containers', {})).body.id as string;
     const vanish = (await api(first.url, 'POST', '/api/v1/containers', {})).body.id as string;
@@ -46,8 +47,10 @@ describe('a restarted gateway', () => {
     expect(byId.get(stopMe)).toMatchObject({ status: 'stopped', stopped_reason: 'engine' });
     expect(byId.get(vanish)).toMatchObject({ status: 'lost', stopped_reason: 'vanished' });
 
-    const read = await api(second.url, 'POST', `/api/v1/containers/${keep}/exec`, { command: 'cat /workspace/note' });
-    expect(read.body.stdout).toBe('persisted\n');
+    for (let i = 0; i < 5; i++) {
+      const read = await api(second.url, 'POST', `/api/v1/containers/${keep}/exec`, { command: 'cat /workspace/note' });
+      expect(read.body.stdout).toBe('persisted\n');
+    }
 
     const leftovers = await docker.listContainers({ all: true, filters: { label: [`faas.instance=${instance}`, 'faas.kind=ephemeral'] } });
     expect(leftovers).toHaveLength(0);

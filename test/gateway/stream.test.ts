@@ -59,6 +59,29 @@ describe('WebSocket stream', () => {
     s.close();
   });
 
+  it('takes commands in order: stdin sent right after exec reaches it', async () => {
+    const s = await TestStream.open(gw.url, id);
+    s.send({ type: 'exec', command: 'cat', exec_id: 'quick' });
+    s.send({ type: 'stdin', data: 'no wait', exec_id: 'quick', eof: true });
+    await s.waitFor(isExit('quick'));
+    expect(s.stdout('quick')).toBe('no wait');
+    expect(s.of('error')).toEqual([]);
+    s.close();
+  });
+
+  it('closes streams with 1001 when the gateway shuts down', async () => {
+    const other = await startTestGateway();
+    try {
+      const box = (await api(other.url, 'POST', '/api/v1/containers', {})).body.id;
+      const s = await TestStream.open(other.url, box);
+      await other.stop();
+      for (let i = 0; i < 50 && !s.closed; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(s.closed?.code).toBe(1001);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('runs a PTY, resizes it and delivers signals', async () => {
     const s = await TestStream.open(gw.url, id);
     s.send({ type: 'exec', command: 'stty size; read line; stty size; sleep 30', pty: true, cols: 100, rows: 30, exec_id: 'tty' });

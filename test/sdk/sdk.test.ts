@@ -220,13 +220,17 @@ describe('stream', () => {
       const c = new FaasClient({ baseUrl: own.url });
       const s = await c.containers.create();
       const stream = await s.stream();
+      // The outcome is captured at once, so the rejection is handled while the gateway is still stopping.
       const done = (async () => {
         for await (const _ of stream) void _;
-      })();
+      })().then(
+        () => 'ended normally',
+        (e: unknown) => e,
+      );
       const mine = await runtime.list();
       await own.stop();
       await Promise.all(mine.map((x) => runtime.remove(x.id).catch(() => undefined)));
-      const err = await done.then(() => 'ended normally', (e: unknown) => e);
+      const err = await done;
       expect(err).toBeInstanceOf(ConnectionError);
       expect((err as ConnectionError).message).toContain(`the connection to the gateway at ${own.url} was lost`);
     } finally {

@@ -19,6 +19,7 @@ export const ExitEvent = z.object({
   signal: z.string().nullable().optional(),
   timed_out: z.boolean().optional(),
   oom_killed: z.boolean().optional(),
+  container_id: z.string().optional().describe('The sandbox kept by a streamed persistent execute.'),
 });
 export const FileEvent = z.object({
   type: z.literal('file_event'),

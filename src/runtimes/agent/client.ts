@@ -235,7 +235,11 @@ export class AgentClient extends EventEmitter {
   private readonly procs = new Map<number, AgentProcess>();
   private readonly pings = new Map<number, Pending<number> & { start: number }>();
   private readonly lists = new Map<number, Pending<ProcessInfo[]>>();
-  private nextId = 1;
+  /**
+   * Exec ids live as long as the agent, not the connection: a reconnecting gateway (after a restart) must not
+   * reuse the id of a process that is still running, so each connection starts at a random point.
+   */
+  private nextId = 1 + Math.floor(Math.random() * 0x7fffffff);
   private closed = false;
   private closeReason: Error | undefined;
 

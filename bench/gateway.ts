@@ -1,0 +1,89 @@
+/** Gateways and raw-engine baselines for the benchmark suites. */
+import fs from 'node:fs';
+import path from 'node:path';
+import Docker from 'dockerode';
+import { DEFAULT_IMAGE } from '@faas/protocol';
+import { loadConfig } from '../src/config.js';
+import { type RunningGateway, startGateway } from '../src/gateway/server.js';
+
+export const BENCH_LABEL = 'faas.bench';
+
+/** An in-process gateway on a free port with its own data dir; `env` overrides configuration. */
+export async function benchGateway(workDir: string, name: string, env: Record<string, string> = {}): Promise<RunningGateway & { dispose(): Promise<void> }> {
+  const dataDir = path.join(workDir, name);
+  const config = loadConfig({ host: '127.0.0.1', port: 0, dataDir }, { ...process.env, ...env });
+  const gateway = await startGateway({ ...config, logLevel: 'silent' });
+  return {
+    ...gateway,
+    async dispose() {
+      const runtime = gateway.platform.runtime;
+      const mine = await runtime.list().catch(() => []);
+      await gateway.close();
+      await Promise.all(mine.map((c) => runtime.remove(c.id).catch(() => undefined)));
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function post(url: string, body: unknown): Promise<any> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const json = await res.json();
+  if (res.status >= 300) throw new Error(`${url} answered ${res.status}: ${JSON.stringify(json)}`);
+  return json;
+}
+
+export async function timeIt(n: number, fn: (i: number) => Promise<unknown>): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await fn(i);
+    samples.push(performance.now() - t);
+  }
+  return samples;
+}
+
+/** The raw Engine API doing what an ephemeral execution does: create, start, wait, remove. */
+export async function rawContainerRun(docker: Docker): Promise<void> {
+  const c = await docker.createContainer({
+    Image: DEFAULT_IMAGE,
+    Cmd: ['echo', 'hi'],
+    HostConfig: { NetworkMode: 'none' },
+    Labels: { 'faas.managed': 'true', [BENCH_LABEL]: 'raw' },
+  });
+  await c.start();
+  await c.wait();
+  await c.remove({ force: true });
+}
+
+/** The raw Engine API running one command in a running container: exec create, start, read to the end, inspect. */
+export async function rawExec(container: Docker.Container): Promise<void> {
+  const exec = await container.exec({ Cmd: ['true'], AttachStdout: true, AttachStderr: true });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  await new Promise((resolve) => {
+    stream.on('end', resolve);
+    stream.on('close', resolve);
+    stream.resume();
+  });
+  await exec.inspect();
+}
+
+export async function removeRawLeftovers(docker: Docker): Promise<void> {
+  const leftovers = await docker.listContainers({ all: true, filters: { label: [`${BENCH_LABEL}=raw`] } });
+  await Promise.all(leftovers.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+}
+
+/** Runs `fn` with `concurrency` workers for `ms`; returns completed operations per second. */
+export async function throughput(concurrency: number, ms: number, fn: () => Promise<unknown>): Promise<number> {
+  const end = performance.now() + ms;
+  let done = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        await fn();
+        done++;
+      }
+    }),
+  );
+  return done / ((performance.now() - started) / 1000);
+}
