@@ -507,7 +507,7 @@ export class BlobStore {
       return await write();
     } catch (err) {
       if (!isNoSpace(err) || !this.s3) throw err;
-      const freed = this.evict(Math.max(0, this.l1Bytes - 64 * 1024 * 1024), true);
+      const freed = this.evict(Math.max(64 * 1024 * 1024, Math.floor(this.l1Bytes / 10)), true);
       if (freed === 0) throw err;
       this.logger.warn(`disk full in ${this.dataDir}: evicted ${freed} bytes already in L2 and retrying`);
       return await write();
@@ -616,23 +616,29 @@ export class BlobStore {
     let added = 0;
     let stored = 0;
     let newChunks = 0;
-    for await (const chunk of chunks) {
-      if (failed !== null) break;
-      whole.update(chunk);
-      const cid = core().sha256hex(chunk);
-      entries.push({ id: cid, size: chunk.length });
-      const p = this.storeData(cid, chunk, choice, false, pin)
-        .then((r) => {
-          added += r.added;
-          stored += r.storedSize;
-          if (r.added > 0) newChunks++;
-        })
-        .catch((err) => {
-          if (failed === null) failed = err;
-        })
-        .finally(() => inflight.delete(p));
-      inflight.add(p);
-      if (inflight.size >= this.parallel) await Promise.race(inflight);
+    try {
+      for await (const chunk of chunks) {
+        if (failed !== null) break;
+        whole.update(chunk);
+        const cid = core().sha256hex(chunk);
+        entries.push({ id: cid, size: chunk.length });
+        const p = this.storeData(cid, chunk, choice, false, pin)
+          .then((r) => {
+            added += r.added;
+            stored += r.storedSize;
+            if (r.added > 0) newChunks++;
+          })
+          .catch((err) => {
+            if (failed === null) failed = err;
+          })
+          .finally(() => inflight.delete(p));
+        inflight.add(p);
+        if (inflight.size >= this.parallel) await Promise.race(inflight);
+      }
+    } catch (err) {
+      // The input failed (e.g. a stream error): let the chunk writes in flight settle before unpinning.
+      await Promise.allSettled(inflight);
+      throw err;
     }
     await Promise.all(inflight);
     if (failed !== null) throw failed;

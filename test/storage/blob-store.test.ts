@@ -101,6 +101,20 @@ describe('BlobStore basics', () => {
     }
   });
 
+  it('a stream that fails mid-put stores no object and leaves no pins', async () => {
+    const s = await open();
+    const data = prng(3 * 1024 * 1024, 44);
+    async function* failing() {
+      yield data.subarray(0, 1024 * 1024);
+      yield data.subarray(1024 * 1024, 2500 * 1024);
+      throw new Error('client went away');
+    }
+    await expect(s.put(Readable.from(failing()))).rejects.toThrow(/client went away/);
+    expect(s.stats().objects).toBe(0);
+    expect(s.stats().refs).toBe(0);
+    expect((await s.gc({ graceMs: 0 })).kept).toBe(0);
+  });
+
   it('detects a flipped byte and a truncated file, naming the id', async () => {
     const s = await open();
     const data = textLike(300_000, 9);
