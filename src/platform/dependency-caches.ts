@@ -140,7 +140,8 @@ export class DependencyCaches {
         const labels = { [CACHE_LABELS.managed]: 'true', [CACHE_LABELS.cache]: cache, [CACHE_LABELS.tenant]: owner };
         let got: { Labels?: Record<string, string> | null };
         try {
-          got = (await this.docker.createVolume({ Name: volume, Labels: labels })) as { Labels?: Record<string, string> | null };
+          await this.docker.createVolume({ Name: volume, Labels: labels });
+          got = await this.docker.getVolume(volume).inspect();
         } catch (err) {
           throw engineError(err, 'the Docker engine', `creating the cache volume ${volume}`);
         }

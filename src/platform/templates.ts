@@ -265,11 +265,14 @@ export class TemplateService {
     let step = '';
     let stepOutput: string[] = [];
     let pending = '';
-    const line = (text: string) => {
+    const line = (raw: string) => {
+      // The classic builder colours RUN steps' stderr.
+      const text = raw.replace(/\x1b\[[0-9;]*m/g, '');
+      if (!text.trim()) return;
       if (/^Step \d+\/\d+ : /.test(text)) {
         step = text;
         stepOutput = [];
-      } else if (!/^ ---> /.test(text)) {
+      } else if (!/^ ---> |^Removing intermediate container /.test(text)) {
         stepOutput.push(text);
         if (stepOutput.length > 50) stepOutput.shift();
       }

@@ -3,3 +3,4 @@ export * from './errors.js';
 export * from './rest.js';
 export * from './stream.js';
 export * from './pools.js';
+export * from './images.js';

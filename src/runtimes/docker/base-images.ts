@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { errorMessage } from '../../errors.js';
+import { DEBIAN_IMAGES } from './debian-images.js';
 
 export const RECIPE_LABEL = 'faas.recipe';
 
@@ -20,8 +21,8 @@ export interface BaseImage {
   description: string;
   /** Hash of everything the image is made from. */
   recipeHash(): string;
-  /** Fills `dir` with a build context (a Dockerfile and what it copies). */
-  prepare(dir: string): void;
+  /** Fills `dir` with a build context (a Dockerfile and what it copies); `onLog` gets progress lines. */
+  prepare(dir: string, onLog?: (line: string) => void): void | Promise<void>;
 }
 
 const BUSYBOX = '/bin/busybox';
@@ -66,7 +67,8 @@ export const busyboxImage: BaseImage = {
   },
 };
 
-export const BASE_IMAGES: readonly BaseImage[] = [busyboxImage];
+/** busybox first: it is the default image, the tests' image and takes a second. */
+export const BASE_IMAGES: readonly BaseImage[] = [busyboxImage, ...DEBIAN_IMAGES];
 
 export type BuildOutcome = { image: string; status: 'built' | 'up-to-date'; id: string; ms: number };
 
@@ -81,15 +83,15 @@ async function currentRecipe(docker: Docker, tag: string): Promise<{ id: string;
 }
 
 /** Builds the image unless the engine already has it from the same recipe. */
-export async function ensureBaseImage(docker: Docker, image: BaseImage, onLog?: (line: string) => void): Promise<BuildOutcome> {
+export async function ensureBaseImage(docker: Docker, image: BaseImage, onLog?: (line: string) => void, opts: { force?: boolean } = {}): Promise<BuildOutcome> {
   const started = Date.now();
   const recipe = image.recipeHash();
   const existing = await currentRecipe(docker, image.tag);
-  if (existing?.recipe === recipe) return { image: image.tag, status: 'up-to-date', id: existing.id, ms: Date.now() - started };
+  if (existing?.recipe === recipe && !opts.force) return { image: image.tag, status: 'up-to-date', id: existing.id, ms: Date.now() - started };
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `faas-image-${image.name}-`));
   try {
-    image.prepare(dir);
+    await image.prepare(dir, onLog);
     const stream = await docker.buildImage(
       { context: dir, src: fs.readdirSync(dir) },
       { t: image.tag, labels: { [RECIPE_LABEL]: recipe }, rm: true, forcerm: true },
@@ -114,5 +116,7 @@ export async function ensureBaseImage(docker: Docker, image: BaseImage, onLog?: 
   }
   const built = await currentRecipe(docker, image.tag);
   if (!built) throw new Error(`building ${image.tag} reported success but the engine has no such image`);
+  // The image it replaces is now untagged: remove it unless a container still uses it.
+  if (existing && existing.id !== built.id) await docker.getImage(existing.id).remove().catch(() => undefined);
   return { image: image.tag, status: 'built', id: built.id, ms: Date.now() - started };
 }
