@@ -12,6 +12,9 @@ import { type SandboxService, shellArgv } from './sandboxes.js';
 import type { PlatformStore } from './store.js';
 import type { PoolShape, WarmPools } from './warm-pool.js';
 
+/** Above this many sandboxes waiting for removal, two removals run at once. */
+const REMOVAL_BACKLOG_FOR_TWO = 8;
+
 const LATER_MODES: ReadonlySet<ExecutionMode> = new Set(['cached', 'checkpointed', 'branched']);
 
 export function toExecuteResult(id: string, mode: ExecutionMode, o: ProcessOutcome, containerId?: string): ExecuteResult {
@@ -32,7 +35,8 @@ export function toExecuteResult(id: string, mode: ExecutionMode, o: ProcessOutco
 }
 
 export class Executor {
-  /** Removals of finished ephemeral sandboxes, done after the answer; awaited on shutdown. */
+  /** Finished ephemeral sandboxes waiting for removal, and the removals under way; drained on shutdown. */
+  private readonly removals: string[] = [];
   private readonly cleanups = new Set<Promise<void>>();
   /** Processes of ephemeral executions under way, killed if the gateway shuts down. */
   private readonly running = new Map<string, { handle: ProcessHandle | null; finished: Promise<unknown> }>();
@@ -129,15 +133,29 @@ export class Executor {
     }
   }
 
+  /**
+   * Removes a finished sandbox after the answer. Removals run one or two at a time: each costs the engine tens of
+   * milliseconds of CPU, and running many at once would slow the executions being answered meanwhile.
+   */
   private removeLater(sandboxId: string): void {
-    const cleanup = this.runtime
-      .remove(sandboxId)
-      .catch(() => undefined) // reconcile removes it on the next start if the engine refused now
-      .finally(() => {
-        this.cleanups.delete(cleanup);
-        this.metrics.liveSandboxes.dec({ kind: 'ephemeral', status: 'running' });
-      });
-    this.cleanups.add(cleanup);
+    this.removals.push(sandboxId);
+    this.pumpRemovals();
+  }
+
+  private pumpRemovals(): void {
+    const limit = this.removals.length > REMOVAL_BACKLOG_FOR_TWO ? 2 : 1;
+    while (this.cleanups.size < limit && this.removals.length > 0) {
+      const sandboxId = this.removals.shift()!;
+      const cleanup = this.runtime
+        .remove(sandboxId)
+        .catch(() => undefined) // reconcile removes it on the next start if the engine refused now
+        .finally(() => {
+          this.cleanups.delete(cleanup);
+          this.metrics.liveSandboxes.dec({ kind: 'ephemeral', status: 'running' });
+          this.pumpRemovals();
+        });
+      this.cleanups.add(cleanup);
+    }
   }
 
   private async persistent(id: string, req: ExecuteRequest, onEvent?: (event: StreamEvent) => void): Promise<ExecuteResult> {
@@ -163,7 +181,10 @@ export class Executor {
 
   /** Waits for background removals (used on shutdown and by tests). */
   async drain(): Promise<void> {
-    await Promise.all([...this.cleanups]);
+    while (this.cleanups.size > 0 || this.removals.length > 0) {
+      this.pumpRemovals();
+      await Promise.all([...this.cleanups]);
+    }
   }
 
   /** Shutdown: kills ephemeral executions under way (they are recorded as failed) and removes their sandboxes. */

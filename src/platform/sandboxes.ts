@@ -50,6 +50,8 @@ interface LiveState {
   stopping: boolean;
 }
 
+const ACTIVITY_WRITE_INTERVAL_MS = 1000;
+
 export function shellArgv(command: string): string[] {
   return ['/bin/sh', '-c', command];
 }
@@ -58,6 +60,8 @@ export class SandboxService {
   private readonly live = new Map<string, LiveState>();
   /** Operations in flight per sandbox, so stop/resume/delete of one sandbox never interleave. */
   private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly lastActive = new Map<string, number>();
+  private readonly lastWritten = new Map<string, number>();
   private closed = false;
 
   constructor(
@@ -186,11 +190,15 @@ export class SandboxService {
   private record(id: string): SandboxRecord {
     const record = this.store.getSandbox(id);
     if (!record) throw notFound('sandbox', id);
-    return record;
+    return this.withActivity(record);
+  }
+
+  private records(): SandboxRecord[] {
+    return this.store.listSandboxes().map((r) => this.withActivity(r));
   }
 
   list(): Container[] {
-    return this.store.listSandboxes().map(toContainer);
+    return this.records().map(toContainer);
   }
 
   private requireRunning(id: string): SandboxRecord {
@@ -201,8 +209,22 @@ export class SandboxService {
     return record;
   }
 
+  /**
+   * Records activity. The database is written at most once a second per sandbox (an exec touches twice and
+   * must stay cheap); readers merge the newer in-memory time back in.
+   */
   touch(id: string): void {
-    if (!this.closed) this.store.touchSandbox(id, nowIso());
+    if (this.closed) return;
+    const now = Date.now();
+    this.lastActive.set(id, now);
+    if (now - (this.lastWritten.get(id) ?? 0) < ACTIVITY_WRITE_INTERVAL_MS) return;
+    this.lastWritten.set(id, now);
+    this.store.touchSandbox(id, new Date(now).toISOString());
+  }
+
+  private withActivity(r: SandboxRecord): SandboxRecord {
+    const recent = this.lastActive.get(r.id);
+    return recent !== undefined && recent > Date.parse(r.lastActiveAt) ? { ...r, lastActiveAt: new Date(recent).toISOString() } : r;
   }
 
   /** Starts a process and publishes its output and exit to the sandbox's watchers. */
@@ -371,6 +393,8 @@ export class SandboxService {
       s.stopping = true;
       await this.runtime.remove(id);
       this.store.markSandboxDeleted(id);
+      this.lastActive.delete(id);
+      this.lastWritten.delete(id);
       this.publish(id, { type: 'custom', name: 'lifecycle', data: { status: 'deleted' } });
       s.hub.emit('closed');
       s.hub.removeAllListeners();
@@ -389,7 +413,7 @@ export class SandboxService {
   /** Stops running sandboxes that saw no activity for their idle timeout. */
   async stopIdle(now = Date.now()): Promise<string[]> {
     const stopped: string[] = [];
-    for (const record of this.store.listSandboxes()) {
+    for (const record of this.records()) {
       if (record.status !== 'running' || record.idleTimeoutS <= 0) continue;
       const s = this.live.get(record.id);
       // An open stream or a running command (other than the kept-alive main command) is activity.
@@ -456,6 +480,9 @@ export class SandboxService {
 
   /** Detaches from every sandbox without stopping any: they keep running for the next gateway to adopt. */
   close(): void {
+    for (const [id, at] of this.lastActive) {
+      if (at > (this.lastWritten.get(id) ?? 0) && this.store.getSandbox(id)) this.store.touchSandbox(id, new Date(at).toISOString());
+    }
     this.closed = true;
     for (const s of this.live.values()) {
       s.hub.emit('closed');

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { ContainerStatus, ExecutionMode, Limits } from '@faas/protocol';
+import type Database from 'better-sqlite3';
 import type { Db } from '../db/sqlite.js';
 
 export interface SandboxRecord {
@@ -95,22 +96,34 @@ function toSandbox(row: SandboxRow): SandboxRecord {
 }
 
 export class PlatformStore {
+  /** Prepared once: preparing costs more than running these small statements. */
+  private readonly statements = new Map<string, Database.Statement>();
+
   constructor(private readonly db: Db) {
     migrate(db);
   }
 
+  private stmt(sql: string): Database.Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+
   /** A stable id for this gateway's data dir: labels its containers so gateways sharing an engine keep apart. */
   instanceId(): string {
-    const row = this.db.prepare('SELECT value FROM platform_settings WHERE key = ?').get('instance_id') as { value: string } | undefined;
+    const row = this.stmt('SELECT value FROM platform_settings WHERE key = ?').get('instance_id') as { value: string } | undefined;
     if (row) return row.value;
     const id = randomBytes(8).toString('hex');
-    this.db.prepare('INSERT INTO platform_settings (key, value) VALUES (?, ?)').run('instance_id', id);
+    this.stmt('INSERT INTO platform_settings (key, value) VALUES (?, ?)').run('instance_id', id);
     return id;
   }
 
   insertSandbox(s: SandboxRecord): void {
-    this.db
-      .prepare(
+    this
+      .stmt(
         `INSERT INTO platform_sandboxes (id, status, image, command, env, working_dir, limits, idle_timeout_s, created_at, last_active_at, stopped_reason)
          VALUES (@id, @status, @image, @command, @env, @working_dir, @limits, @idle_timeout_s, @created_at, @last_active_at, @stopped_reason)`,
       )
@@ -130,29 +143,29 @@ export class PlatformStore {
   }
 
   getSandbox(id: string): SandboxRecord | null {
-    const row = this.db.prepare('SELECT * FROM platform_sandboxes WHERE id = ? AND deleted = 0').get(id) as SandboxRow | undefined;
+    const row = this.stmt('SELECT * FROM platform_sandboxes WHERE id = ? AND deleted = 0').get(id) as SandboxRow | undefined;
     return row ? toSandbox(row) : null;
   }
 
   listSandboxes(): SandboxRecord[] {
-    return (this.db.prepare('SELECT * FROM platform_sandboxes WHERE deleted = 0 ORDER BY created_at').all() as SandboxRow[]).map(toSandbox);
+    return (this.stmt('SELECT * FROM platform_sandboxes WHERE deleted = 0 ORDER BY created_at').all() as SandboxRow[]).map(toSandbox);
   }
 
   setSandboxStatus(id: string, status: ContainerStatus, stoppedReason: string | null): void {
-    this.db.prepare('UPDATE platform_sandboxes SET status = ?, stopped_reason = ? WHERE id = ?').run(status, stoppedReason, id);
+    this.stmt('UPDATE platform_sandboxes SET status = ?, stopped_reason = ? WHERE id = ?').run(status, stoppedReason, id);
   }
 
   touchSandbox(id: string, at: string): void {
-    this.db.prepare('UPDATE platform_sandboxes SET last_active_at = ? WHERE id = ?').run(at, id);
+    this.stmt('UPDATE platform_sandboxes SET last_active_at = ? WHERE id = ?').run(at, id);
   }
 
   markSandboxDeleted(id: string): void {
-    this.db.prepare('UPDATE platform_sandboxes SET deleted = 1 WHERE id = ?').run(id);
+    this.stmt('UPDATE platform_sandboxes SET deleted = 1 WHERE id = ?').run(id);
   }
 
   insertExecution(e: ExecutionRecord): void {
-    this.db
-      .prepare(
+    this
+      .stmt(
         `INSERT INTO platform_executions (id, mode, sandbox_id, status, exit_code, error, started_at, ended_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       )
@@ -160,13 +173,13 @@ export class PlatformStore {
   }
 
   finishExecution(id: string, status: ExecutionStatus, exitCode: number | null, error: string | null, endedAt: string): void {
-    this.db
-      .prepare('UPDATE platform_executions SET status = ?, exit_code = ?, error = ?, ended_at = ? WHERE id = ?')
+    this
+      .stmt('UPDATE platform_executions SET status = ?, exit_code = ?, error = ?, ended_at = ? WHERE id = ?')
       .run(status, exitCode, error, endedAt, id);
   }
 
   getExecution(id: string): ExecutionRecord | null {
-    const row = this.db.prepare('SELECT * FROM platform_executions WHERE id = ?').get(id) as
+    const row = this.stmt('SELECT * FROM platform_executions WHERE id = ?').get(id) as
       | { id: string; mode: string; sandbox_id: string | null; status: string; exit_code: number | null; error: string | null; started_at: string; ended_at: string | null }
       | undefined;
     if (!row) return null;
@@ -184,8 +197,8 @@ export class PlatformStore {
 
   /** Executions that were running when the gateway died: recorded as failed, never silently lost. */
   failInterruptedExecutions(reason: string, at: string): number {
-    return this.db
-      .prepare("UPDATE platform_executions SET status = 'failed', error = ?, ended_at = ? WHERE status = 'running'")
+    return this
+      .stmt("UPDATE platform_executions SET status = 'failed', error = ?, ended_at = ? WHERE status = 'running'")
       .run(reason, at).changes;
   }
 }
