@@ -39,6 +39,7 @@
 #define CMD_MAX 1024
 #define EXIT_GRACE_MS 50
 #define MOVE_GRACE_MS 20
+#define STDIN_STALL_MS 1000
 
 /* ---- growable byte buffer: valid data is data[head..len) ---- */
 typedef struct {
@@ -112,6 +113,8 @@ typedef struct {
     int in_open;       /* stdin accepts data (pipe open, or pty master open) */
     int in_eof;        /* close after queue drained */
     buf_t inq;
+    int64_t in_progress_ms; /* last time stdin was written (or the queue started) */
+    int in_dropping;        /* stalled over the bound for 1 s: further STDIN is dropped */
     int reaped;
     int status;
     int64_t grace_deadline; /* 0 = none */

@@ -149,6 +149,8 @@ static void child_fail(int fd, int stage) {
     _exit(127);
 }
 
+static void free_slot(proc_t *p);
+
 int proc_spawn(int ci, uint32_t id, rd_t *r) {
     uint8_t flags = rd_u8(r);
     unsigned cols = rd_u16(r), rows = rd_u16(r);
@@ -174,6 +176,10 @@ int proc_spawn(int ci, uint32_t id, rd_t *r) {
         goto out;
     }
     proc_t *dup = proc_find(id);
+    if (dup && dup->finished) { /* only kept for ATTACH: ids are unique among live execs, a new SPAWN wins */
+        free_slot(dup);
+        dup = NULL;
+    }
     if (dup) {
         conn_send_error(ci, id, "exec id %u is already in use", id);
         /* refusal: EXIT -1, unless this connection owns that exec (then the EXIT would be taken as its) */
@@ -278,6 +284,10 @@ int proc_spawn(int ci, uint32_t id, rd_t *r) {
         p->in_fd = inp[1];
         p->in_open = inp[1] >= 0;
         outp[0] = errp[0] = inp[1] = -1;
+    }
+    if (!pty) { /* bigger pipes: fewer wake-ups for chatty processes (best effort) */
+        fcntl(p->out_fd, F_SETPIPE_SZ, 1 << 20);
+        fcntl(p->err_fd, F_SETPIPE_SZ, 1 << 20);
     }
     set_nonblock_cloexec(p->out_fd);
     if (p->err_fd >= 0) set_nonblock_cloexec(p->err_fd);
@@ -385,39 +395,46 @@ static void check_finish(proc_t *p) {
     if (p->reaped && !p->finished && p->out_fd < 0 && p->err_fd < 0) finish(p);
 }
 
+/* Read what the process wrote, up to 16 chunks per wake-up (fewer poll round trips at high throughput),
+ * stopping when the owner's output buffer goes over the bound. */
 void proc_on_output(proc_t *p, int which) {
     int *fdp = which == 1 ? &p->out_fd : &p->err_fd;
-    if (*fdp < 0) return;
     static uint8_t discard[CHUNK];
-    ssize_t n;
-    int ci = p->conn;
-    conn_t *c = ci >= 0 ? &g_conns[ci] : NULL;
-    if (c && (c->fd < 0 || c->dead)) c = NULL;
-    if (c) {
-        uint8_t *d = buf_reserve(&c->out, HDR_LEN + CHUNK);
-        if (!d) return;
-        n = read(*fdp, d + HDR_LEN, CHUNK);
-        if (n > 0) {
-            d[0] = which == 1 ? F_STDOUT : F_STDERR;
-            put_u32(d + 1, p->id);
-            put_u32(d + 5, (uint32_t)n);
-            c->out.len += HDR_LEN + (size_t)n;
+    for (int round = 0; round < 16 && *fdp >= 0; round++) {
+        ssize_t n;
+        int ci = p->conn;
+        conn_t *c = ci >= 0 ? &g_conns[ci] : NULL;
+        if (c && (c->fd < 0 || c->dead)) c = NULL;
+        if (c) {
+            if (buf_used(&c->out) > OUT_BOUND) return;
+            uint8_t *d = buf_reserve(&c->out, HDR_LEN + CHUNK);
+            if (!d) return;
+            n = read(*fdp, d + HDR_LEN, CHUNK);
+            if (n > 0) {
+                d[0] = which == 1 ? F_STDOUT : F_STDERR;
+                put_u32(d + 1, p->id);
+                put_u32(d + 5, (uint32_t)n);
+                c->out.len += HDR_LEN + (size_t)n;
+            }
+        } else {
+            n = read(*fdp, discard, sizeof discard);
         }
-    } else {
-        n = read(*fdp, discard, sizeof discard);
-    }
-    if (n > 0) {
-        if (p->reaped) p->grace_deadline = now_ms() + EXIT_GRACE_MS;
+        if (n > 0) {
+            if (p->reaped) p->grace_deadline = now_ms() + EXIT_GRACE_MS;
+            if (c && round % 4 == 3) conn_flush(ci);
+            if (n < CHUNK) return; /* pipe drained for now */
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+        /* EOF, or EIO on a PTY master once the slave side is gone */
+        close_fd(fdp);
+        if (p->pty) {
+            p->in_open = 0;
+            buf_free(&p->inq);
+        }
+        check_finish(p);
         return;
     }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-    /* EOF, or EIO on a PTY master once the slave side is gone */
-    close_fd(fdp);
-    if (p->pty) {
-        p->in_open = 0;
-        buf_free(&p->inq);
-    }
-    check_finish(p);
 }
 
 static int stdin_fd(proc_t *p) { return p->pty ? p->out_fd : p->in_fd; }
@@ -428,6 +445,8 @@ void proc_on_stdin_writable(proc_t *p) {
         ssize_t w = write(fd, p->inq.data + p->inq.head, buf_used(&p->inq));
         if (w > 0) {
             buf_consume(&p->inq, (size_t)w);
+            p->in_progress_ms = now_ms();
+            if (p->in_dropping && buf_used(&p->inq) <= STDIN_BOUND) p->in_dropping = 0;
             continue;
         }
         if (w < 0 && errno == EINTR) continue;
@@ -446,6 +465,14 @@ void proc_on_stdin_writable(proc_t *p) {
 
 void proc_stdin(proc_t *p, const uint8_t *data, size_t n) {
     if (!p->in_open || p->in_eof || p->finished) return;
+    if (p->in_dropping) {
+        if (p->in_dropping == 1) /* once per episode */
+            conn_send_error(p->conn, p->id, "stdin of exec %u is full (the process has not read it for %d ms): input dropped",
+                            p->id, STDIN_STALL_MS);
+        p->in_dropping = 2;
+        return;
+    }
+    if (buf_used(&p->inq) == 0) p->in_progress_ms = now_ms();
     buf_append(&p->inq, data, n);
     proc_on_stdin_writable(p);
 }
@@ -456,10 +483,20 @@ void proc_stdin_eof(proc_t *p) {
     proc_on_stdin_writable(p);
 }
 
+/* A connection is not read while one of its processes has more than STDIN_BOUND queued — unless that process
+ * made no progress for STDIN_STALL_MS: then its further STDIN is dropped so that control frames (SIGNAL on a
+ * timeout) still get through. */
 int conn_read_blocked(int ci) {
+    int64_t now = 0;
     for (int i = 0; i < MAX_PROCS; i++) {
         proc_t *p = &g_procs[i];
-        if (p->used && p->conn == ci && buf_used(&p->inq) > STDIN_BOUND) return 1;
+        if (!p->used || p->conn != ci || p->in_dropping || buf_used(&p->inq) <= STDIN_BOUND) continue;
+        if (!now) now = now_ms();
+        if (now - p->in_progress_ms >= STDIN_STALL_MS) {
+            p->in_dropping = 1;
+            continue;
+        }
+        return 1;
     }
     return 0;
 }
@@ -640,6 +677,10 @@ int64_t proc_next_deadline(void) {
     for (int i = 0; i < MAX_PROCS; i++) {
         proc_t *p = &g_procs[i];
         if (p->used && !p->finished && p->grace_deadline && (!d || p->grace_deadline < d)) d = p->grace_deadline;
+        if (p->used && !p->finished && !p->in_dropping && buf_used(&p->inq) > STDIN_BOUND) {
+            int64_t s = p->in_progress_ms + STDIN_STALL_MS;
+            if (!d || s < d) d = s;
+        }
     }
     return d;
 }

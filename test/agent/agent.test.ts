@@ -78,6 +78,40 @@ describe('faas-agent: processes', () => {
     expect(r2.exitCode).toBe(0);
   });
 
+  it('does not let a process that ignores stdin block control frames', async () => {
+    const c = await client();
+    const p = c.spawn({ argv: ['sleep', '30'], stdin: true });
+    await p.started;
+    const msgs: string[] = [];
+    p.on('error_message', (m: string) => msgs.push(m));
+    p.write(Buffer.alloc(4 * 1024 * 1024));
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = Date.now();
+    p.signal('KILL', { tree: true });
+    expect((await p.exited).signal).toBe('SIGKILL');
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(msgs.join()).toMatch(/stdin of exec \d+ is full/);
+    expect(await c.ping()).toBeLessThan(100);
+  });
+
+  it('survives random garbage on a connection', async () => {
+    const good = await client();
+    let seed = 12345;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) & 0xff;
+    for (let i = 0; i < 30; i++) {
+      const s = net.createConnection(agent.socket);
+      s.on('error', () => undefined);
+      s.on('data', () => undefined);
+      const done = new Promise<void>((r) => s.on('close', () => r()));
+      const junk = Buffer.alloc(64 + (i % 7) * 100, 0).map(() => rnd());
+      if (i % 3 === 0) junk[0] = 1 + (i % 9); // valid host->agent type, random rest
+      s.end(junk);
+      await done;
+    }
+    expect(await good.ping()).toBeGreaterThan(0);
+    expect((await collect(good.spawn({ argv: ['echo', 'alive'] }))).stdout.toString()).toBe('alive\n');
+  });
+
   it('streams 50 MiB intact', async () => {
     const c = await client();
     const p = c.spawn({ argv: ['sh', '-c', 'head -c 52428800 /dev/urandom | tee /dev/stderr | sha256sum >&2'] });
