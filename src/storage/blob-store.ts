@@ -797,12 +797,6 @@ export class BlobStore {
     this.scheduleEvict();
   }
 
-  private async manifestOf(id: string, row: BlobRow | undefined): Promise<ManifestEntry[] | null> {
-    const d = await this.readBlob(id, row);
-    if (d.kind === 0) return null;
-    return core().parseManifest(d.data, id);
-  }
-
   private async readChunk(manifestId: string, e: ManifestEntry, index: number, count: number): Promise<Uint8Array> {
     const ctx = `chunk ${index + 1}/${count} of ${manifestId}`;
     let d;

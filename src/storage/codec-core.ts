@@ -3,13 +3,16 @@
  * `deps` argument and JavaScript globals, so the same function runs in the main thread and, via
  * `codecCore.toString()`, in the worker threads of `CodecPool` (no separate worker file to build or locate).
  *
- * Blob file = 16-byte header + payload:
+ * Blob file = 24-byte header + payload:
  *   0..3   magic "FAB1"
  *   4      codec: 0 none, 1 zstd, 2 lz4 (lz4-napi block format, size-prefixed)
  *   5      kind: 0 data (payload decodes to the content whose SHA-256 is the id),
  *                1 manifest (payload lists the chunks of a chunked blob, see encodeManifest)
  *   6..7   reserved, 0
  *   8..15  logical size (u64 little-endian): bytes of the decoded content
+ *   16..19 CRC-32 of the payload as stored: a flipped bit that a decoder would tolerate (compressed streams
+ *          have such bits) is still caught, and before any decompression is spent on it
+ *   20..23 reserved, 0
  * The header makes every file and every L2 object self-describing: it can be verified and decoded without the
  * database (after losing faas.db, or when read through from a bucket another node filled).
  *
@@ -33,6 +36,7 @@ export interface ZstdBinding {
 
 export interface CodecDeps {
   crypto: typeof import('node:crypto');
+  zlib: typeof import('node:zlib');
   fs: typeof import('node:fs');
   path: typeof import('node:path');
   zstd: ZstdBinding;
@@ -64,8 +68,8 @@ export interface ManifestEntry {
 }
 
 export function codecCore(deps: CodecDeps) {
-  const { crypto, fs, path, zstd, lz4 } = deps;
-  const HEADER = 16;
+  const { crypto, zlib, fs, path, zstd, lz4 } = deps;
+  const HEADER = 24;
   const MAGIC = 0x31424146; // "FAB1" little-endian
   const MF_MAGIC = 0x464d4146; // "FAMF"
   const CODECS: CodecName[] = ['none', 'zstd', 'lz4'];
@@ -133,8 +137,9 @@ export function codecCore(deps: CodecDeps) {
     return compressWith(codec, sample, level, 'sample').length <= sample.length * SAMPLE_RATIO;
   }
 
-  function header(codec: CodecName, kind: 0 | 1, size: number): Buffer {
+  function header(codec: CodecName, kind: 0 | 1, size: number, payload: Uint8Array): Buffer {
     const h = Buffer.alloc(HEADER);
+    h.writeUInt32LE(zlib.crc32(payload), 16);
     h.writeUInt32LE(MAGIC, 0);
     h[4] = CODECS.indexOf(codec);
     h[5] = kind;
@@ -160,12 +165,12 @@ export function codecCore(deps: CodecDeps) {
       codec = 'none';
       payload = data;
     }
-    const h = header(codec, 0, data.length);
+    const h = header(codec, 0, data.length, payload);
     return { codec, parts: [h, payload], storedSize: HEADER + payload.length };
   }
 
   function encodeManifestFile(payload: Uint8Array, total: number): EncodeResult {
-    return { codec: 'none', parts: [header('none', 1, total), payload], storedSize: HEADER + payload.length };
+    return { codec: 'none', parts: [header('none', 1, total, payload), payload], storedSize: HEADER + payload.length };
   }
 
   function sha256hex(data: Uint8Array): string {
@@ -185,8 +190,14 @@ export function codecCore(deps: CodecDeps) {
     const kind = b[5]!;
     if (!codec) fail('CORRUPT', `unknown codec ${b[4]} in the header`);
     if (kind !== 0 && kind !== 1) fail('CORRUPT', `unknown kind ${kind} in the header`);
+    // Every header byte is checked, so any single flipped byte anywhere in a file is detected.
+    if (b[6] !== 0 || b[7] !== 0 || b.readUInt32LE(20) !== 0) fail('CORRUPT', 'reserved header bytes are not zero');
+    if (kind === 1 && codec !== 'none') fail('CORRUPT', `manifest header says codec ${codec}`);
     const size = b.readUInt32LE(8) + b.readUInt32LE(12) * 0x100000000;
     const payload = b.subarray(HEADER);
+    if (zlib.crc32(payload) !== b.readUInt32LE(16)) {
+      fail('CORRUPT', `stored bytes fail their CRC-32 (${b.length} bytes on disk${size !== undefined ? `, ${size} logical` : ''}; bit rot or truncation)`);
+    }
     if (kind === 1) {
       parseManifest(payload, id, size);
       return { kind: 1, codec, data: mayAlias ? payload : Buffer.from(payload) };

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { Worker } from 'node:worker_threads';
 import { codecCore, type CodecChoice, type CodecCore, type CodecName, type CoreError, type ZstdBinding } from './codec-core.js';
 
@@ -23,6 +24,7 @@ export function core(): CodecCore {
   if (!mainCore) {
     mainCore = codecCore({
       crypto,
+      zlib,
       fs,
       path,
       zstd: require(ZSTD_PATH) as ZstdBinding,
@@ -36,7 +38,7 @@ const WORKER_SOURCE = `
 'use strict';
 const { parentPort, workerData } = require('node:worker_threads');
 const core = (${codecCore.toString()})({
-  crypto: require('node:crypto'), fs: require('node:fs'), path: require('node:path'),
+  crypto: require('node:crypto'), zlib: require('node:zlib'), fs: require('node:fs'), path: require('node:path'),
   zstd: require(workerData.zstd), lz4: require(workerData.lz4),
 });
 function own(u) {

@@ -69,7 +69,7 @@ describe('BlobStore basics', () => {
     expect(rt.codec).toBe('zstd');
     expect(rt.storedBytes).toBeLessThan(text.length / 2);
     expect(rr.codec).toBe('none');
-    expect(rr.storedBytes).toBe(rnd.length + 16);
+    expect(rr.storedBytes).toBe(rnd.length + 24);
     const rf = await s.put(textLike(150_000, 3), { codec: 'fast' });
     expect(rf.codec).toBe('lz4');
     const forced = await s.put(textLike(90_000, 4), { codec: 'none' });
@@ -201,5 +201,38 @@ describe('BlobStore basics', () => {
     const data = textLike(3_000_000, 12);
     const { id } = await s.put(data);
     expect((await s.get(id)).equals(data)).toBe(true);
+  });
+});
+
+describe('every single flipped byte is detected', () => {
+  it('in data blobs (none, zstd, lz4) and in a manifest, header included', async () => {
+    const s = await BlobStore.open({ dataDir: tmpDir(), logger: silentLogger, workers: 0 });
+    stores.push(s);
+    const cases = [
+      await s.put(prng(3000, 1), { codec: 'none' }),
+      await s.put(textLike(3000, 2), { codec: 'zstd' }),
+      await s.put(textLike(3000, 3), { codec: 'lz4' }),
+      await s.put(prng(2_500_000, 4)),
+    ];
+    for (const r of cases) {
+      const file = blobFile(s.dataDir, r.id);
+      const orig = fs.readFileSync(file);
+      // Every header byte, and a spread of payload bytes (all of them for small files).
+      const positions = [...Array(24).keys(), ...Array.from({ length: 200 }, (_, i) => 24 + Math.floor(((orig.length - 25) * i) / 199))];
+      for (const pos of positions) {
+        for (const bit of [0x01, 0x80]) {
+          const b = Buffer.from(orig);
+          b[pos]! ^= bit;
+          fs.writeFileSync(file, b);
+          const err = await s.get(r.id).then(
+            () => null,
+            (e) => e,
+          );
+          expect(err, `${r.codec} byte ${pos} bit ${bit}`).toBeInstanceOf(BlobCorruptError);
+        }
+      }
+      fs.writeFileSync(file, orig);
+      expect((await s.verify()).problems).toEqual([]);
+    }
   });
 });
