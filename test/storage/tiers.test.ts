@@ -175,3 +175,38 @@ describe('L2 faults: errors and a hung server', () => {
     });
   }
 });
+
+describe('faas storage replicate (CLI, in-process) with L2 from the environment', () => {
+  it('put leaves uploads queued; replicate drains them', async () => {
+    const { command } = await import('../../src/cli/commands/storage.js');
+    const dataDir = tmpDir();
+    const file = `${dataDir}.input`;
+    fs.writeFileSync(file, textLike(3 * 1024 * 1024, 99));
+    const saved = { ...process.env };
+    Object.assign(process.env, {
+      FAAS_OBJECT_STORE_URL: `s3://${s3.bucket}/cli-env`,
+      FAAS_S3_ENDPOINT: s3.endpoint,
+      AWS_ACCESS_KEY_ID: 'S3RVER',
+      AWS_SECRET_ACCESS_KEY: 'S3RVER',
+      AWS_REGION: 'us-east-1',
+    });
+    const log = console.log;
+    const err = process.stderr.write.bind(process.stderr);
+    const out: string[] = [];
+    console.log = (...a: unknown[]) => void out.push(a.join(' '));
+    try {
+      expect(await command.run(['put', file, '--data-dir', dataDir])).toBe(0);
+      expect(await command.run(['stats', '--json', '--data-dir', dataDir])).toBe(0);
+      expect(JSON.parse(out.at(-1)!).pending_replication).toBeGreaterThan(2);
+      expect(await command.run(['replicate', '--timeout', '60s', '--data-dir', dataDir])).toBe(0);
+      expect(await command.run(['stats', '--json', '--data-dir', dataDir])).toBe(0);
+      const st = JSON.parse(out.at(-1)!);
+      expect(st.pending_replication).toBe(0);
+      expect(st.l2_bytes).toBe(st.stored_bytes);
+    } finally {
+      console.log = log;
+      process.stderr.write = err;
+      process.env = saved;
+    }
+  });
+});
