@@ -83,7 +83,8 @@ typedef struct {
     uint8_t *payload;
     uint32_t plen;
     size_t pgot;
-    uint64_t dropped;
+    uint64_t dropped;   /* broadcast frames dropped for this subscriber, in total */
+    uint64_t unreported; /* ... not yet reported to it */
 } conn_t;
 
 extern conn_t g_conns[MAX_CONNS];
@@ -100,6 +101,7 @@ void conn_send_error(int ci, uint32_t id, const char *fmt, ...) __attribute__((f
 /* to all subscribers; dropped (counted) for subscribers over the bound */
 void broadcast(uint8_t type, uint32_t id, const void *p1, size_t n1, const void *p2, size_t n2);
 void conn_flush(int ci);
+void conn_report_drops(int ci); /* ERROR id 0 about dropped broadcasts, once the buffer has drained */
 
 /* ---- processes ---- */
 typedef struct {

@@ -100,6 +100,7 @@ void broadcast(uint8_t type, uint32_t id, const void *p1, size_t n1, const void 
         if (c->fd < 0 || !c->subscribed || c->dead || c->closing) continue;
         if (buf_used(&c->out) > OUT_BOUND) {
             c->dropped++;
+            c->unreported++;
             continue;
         }
         conn_send(i, type, id, p1, n1, p2, n2);
@@ -122,6 +123,14 @@ void conn_flush(int ci) {
 }
 
 void conn_on_writable(int ci) { conn_flush(ci); }
+
+void conn_report_drops(int ci) {
+    conn_t *c = &g_conns[ci];
+    if (!c->unreported || c->fd < 0 || c->dead || c->closing || buf_used(&c->out) > OUT_BOUND / 2) return;
+    conn_send_error(ci, 0, "%llu broadcast events were dropped because this connection was not reading fast enough",
+                    (unsigned long long)c->unreported);
+    c->unreported = 0;
+}
 
 static void malformed(int ci, uint32_t id, const char *what) {
     conn_send_error(ci, id, "malformed frame: %s", what);

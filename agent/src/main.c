@@ -145,6 +145,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < MAX_CONNS; i++) {
             conn_t *c = &g_conns[i];
             if (c->fd < 0) continue;
+            if (!c->dead && c->unreported) conn_report_drops(i);
             if (!c->dead && buf_used(&c->out)) conn_flush(i);
             if (c->dead || (c->closing && !buf_used(&c->out))) {
                 conn_close(i);

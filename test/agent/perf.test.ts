@@ -3,7 +3,7 @@ import net from 'node:net';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import type { AgentClient } from '../../src/runtimes/agent/index.js';
-import { FrameDecoder, FrameType, encodeSpawn, encodeSignal } from '../../src/runtimes/agent/protocol.js';
+import { FrameDecoder, FrameType, encodeSignal, encodeSpawn, encodeSubscribe } from '../../src/runtimes/agent/protocol.js';
 import { buildAgent, connect, startAgent, waitFor, type RunningAgent } from './helpers.js';
 import fs from 'node:fs';
 
@@ -72,23 +72,32 @@ describe('faas-agent: performance and flow control', () => {
     s.on('error', () => undefined);
     await new Promise<void>((r) => s.once('connect', () => r()));
     s.pause();
+    s.write(encodeSubscribe());
     s.write(encodeSpawn(1, { argv: ['sh', '-c', 'cat /dev/zero'] }));
     const base = rssKiB(agent.proc.pid!);
     await new Promise((r) => setTimeout(r, 1500));
     const rss = rssKiB(agent.proc.pid!);
     console.log(`[agent perf] agent RSS with a stalled reader: ${rss} KiB (at start ${base} KiB)`);
     expect(rss).toBeLessThan(base + 12 * 1024);
-    // the agent still serves other connections meanwhile
+    // the agent still serves other connections meanwhile; events for the stalled subscriber are dropped
     expect(await c.ping()).toBeLessThan(100);
+    expect((await c.spawn({ argv: ['sh', '-c', 'for i in 1 2 3; do echo "{\\"name\\":\\"e$i\\"}" > "$FAAS_EVENTS"; done'] }).exited).exitCode).toBe(0);
+    await new Promise((r) => setTimeout(r, 100));
     // and the stalled exec can still be killed; its EXIT arrives once the reader drains
     s.write(encodeSignal(1, 9, true));
     const dec = new FrameDecoder();
     let exit = false;
+    const notes: string[] = [];
     s.on('data', (d: Buffer) => {
-      for (const f of dec.push(d)) if (f.type === FrameType.EXIT) exit = true;
+      for (const f of dec.push(d)) {
+        if (f.type === FrameType.EXIT) exit = true;
+        if (f.type === FrameType.ERROR && f.id === 0) notes.push(f.payload.toString());
+      }
     });
     s.resume();
     await waitFor(() => exit, 5000, 'EXIT after draining');
+    await waitFor(() => notes.length > 0, 5000, 'drop report');
+    expect(notes[0]).toMatch(/^\d+ broadcast events were dropped/);
     s.destroy();
   });
 });
