@@ -291,18 +291,38 @@ export function codecCore(deps: CodecDeps) {
   function writeAtomic(tmp: string, final: string, parts: Uint8Array[], fsync: boolean): void {
     ensureDir(path.dirname(tmp));
     ensureDir(path.dirname(final));
-    const fd = fs.openSync(tmp, 'wx', 0o644);
+    let fd: number;
+    try {
+      fd = fs.openSync(tmp, 'wx', 0o644);
+    } catch (err) {
+      if ((err as CoreError).code !== 'ENOENT') throw err;
+      // The directory vanished under us (removed by hand, or a data dir recreated): make it again, once.
+      madeDirs.clear();
+      ensureDir(path.dirname(tmp));
+      fd = fs.openSync(tmp, 'wx', 0o644);
+    }
     try {
       try {
+        // One writev for header + payload; finish piecewise if the kernel wrote less.
+        let done = parts.length > 1 ? fs.writevSync(fd, parts) : 0;
         for (const p of parts) {
-          let off = 0;
+          const skip = Math.min(done, p.length);
+          done -= skip;
+          let off = skip;
           while (off < p.length) off += fs.writeSync(fd, p, off, p.length - off);
         }
         if (fsync) fs.fsyncSync(fd);
       } finally {
         fs.closeSync(fd);
       }
-      fs.renameSync(tmp, final);
+      try {
+        fs.renameSync(tmp, final);
+      } catch (err) {
+        if ((err as CoreError).code !== 'ENOENT' || !fs.existsSync(tmp)) throw err;
+        madeDirs.clear();
+        ensureDir(path.dirname(final));
+        fs.renameSync(tmp, final);
+      }
     } catch (err) {
       try {
         fs.unlinkSync(tmp);
