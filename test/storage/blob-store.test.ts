@@ -196,6 +196,21 @@ describe('BlobStore basics', () => {
     expect((await b.get(id)).equals(data)).toBe(true);
   });
 
+  it('survives its directories being removed under it (and a data dir recreated in the same process)', async () => {
+    const dir = tmpDir();
+    const a = await open(dir, { workers: 0 });
+    const data = textLike(40_000, 21);
+    const { id } = await a.put(data);
+    fs.rmSync(`${dir}/blobs/${id.slice(0, 2)}`, { recursive: true });
+    await a.put(data); // the row says stored but the file is gone: rewritten
+    expect((await a.get(id)).equals(data)).toBe(true);
+    await a.close();
+    fs.rmSync(dir, { recursive: true });
+    const b = await open(dir, { workers: 0 });
+    await b.put(data);
+    expect((await b.get(id)).equals(data)).toBe(true);
+  });
+
   it('works without worker threads', async () => {
     const s = await open(tmpDir(), { workers: 0 });
     const data = textLike(3_000_000, 12);
