@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs whatever is missing to run the platform on Debian 12 as root, and nothing that is already there:
-# Debian packages (docker.io, musl-tools, busybox-static, build tools), a running dockerd, npm dependencies,
+# Debian packages (docker.io, musl-tools, busybox-static, mmdebstrap, build tools), a running dockerd, npm dependencies,
 # the compiled TypeScript, the in-sandbox agent and the local base image. Safe to run again and again.
 #
 # Environment: FAAS_SETUP_STATE (folder for the dockerd pid file and log, default /var/lib/faas-setup),
@@ -20,6 +20,8 @@ command -v musl-gcc >/dev/null 2>&1 || missing+=(musl-tools)
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || missing+=(busybox-static)
 { command -v make >/dev/null 2>&1 && command -v g++ >/dev/null 2>&1; } || missing+=(build-essential)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+# The Debian built-in images (faas/debian, python, node, build) are bootstrapped with mmdebstrap.
+command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
 for extra in ${FAAS_SETUP_EXTRA_PACKAGES:-}; do
   dpkg-query -W -f='${Status}' "$extra" 2>/dev/null | grep -q 'ok installed' || missing+=("$extra")
 done
@@ -57,6 +59,6 @@ log "building TypeScript"
 npx tsc -b
 log "building the in-sandbox agent"
 make -s -C agent
-log "building base images"
+log "building base images (the Debian ones take about 6 minutes the first time, then nothing)"
 node bin/faas.js images build
 log "ready"

@@ -213,6 +213,27 @@ export class DependencyCaches {
     return { name, volume: p.volume, method: 'emptied' };
   }
 
+  /**
+   * Removes every cache volume owned by `tenant` (for when a tenant is deleted), whatever the configuration says
+   * today; volumes still mounted by a container are emptied instead. Returns the volumes handled.
+   */
+  async forget(tenant: string): Promise<string[]> {
+    checkTenant(tenant);
+    const { Volumes } = await this.docker.listVolumes({ filters: { label: [`${CACHE_LABELS.tenant}=${tenant}`, `${CACHE_LABELS.managed}=true`] } });
+    const names = (Volumes ?? []).map((v) => v.Name);
+    for (const name of names) {
+      this.created.delete(name);
+      try {
+        await this.docker.getVolume(name).remove();
+      } catch (err) {
+        if (isNotFound(err)) continue;
+        if ((err as { statusCode?: number }).statusCode !== 409) throw engineError(err, 'the Docker engine', `removing ${name}`);
+        await this.empty(name);
+      }
+    }
+    return names;
+  }
+
   private async empty(volume: string): Promise<void> {
     const container = await this.docker
       .createContainer({

@@ -264,6 +264,7 @@ export class TemplateService {
     }
     let step = '';
     let stepOutput: string[] = [];
+    const layers: string[] = [];
     let pending = '';
     const line = (raw: string) => {
       // The classic builder colours RUN steps' stderr.
@@ -272,6 +273,8 @@ export class TemplateService {
       if (/^Step \d+\/\d+ : /.test(text)) {
         step = text;
         stepOutput = [];
+      } else if (/^ ---> [0-9a-f]{12}$/.test(text)) {
+        layers.push(text.slice(6));
       } else if (!/^ ---> |^Removing intermediate container /.test(text)) {
         stepOutput.push(text);
         if (stepOutput.length > 50) stepOutput.shift();
@@ -297,6 +300,7 @@ export class TemplateService {
       );
     });
     if (failure !== null) {
+      await this.dropLayers(layers);
       const where = step ? `at ${step.replace(/^Step /, 'step ')}` : 'before the first step';
       const output = stepOutput.length ? `\n--- output of that step ---\n${stepOutput.join('\n')}` : '';
       // An unknown instruction or a parse error is the Dockerfile's fault; so is a failing RUN.
@@ -369,6 +373,18 @@ export class TemplateService {
       if (isNotFound(err)) throw new FaasError('not_found', `no image named "${name}"`);
       throw engineError(err, this.where, `removing ${name}`);
     }
+  }
+
+  /**
+   * After a failed build, removes the untagged images its successful steps left (the deepest one; the engine
+   * prunes its untagged parents). Tagged images and layers other images build on are left alone.
+   */
+  private async dropLayers(layers: string[]): Promise<void> {
+    const last = layers.at(-1);
+    if (!last) return;
+    const info = await this.inspect(last).catch(() => null);
+    if (!info || (info.RepoTags ?? []).length > 0) return;
+    await this.docker.getImage(info.Id).remove().catch(() => undefined);
   }
 
   private async inspect(name: string): Promise<Docker.ImageInspectInfo | null> {

@@ -126,6 +126,14 @@ describe('sizes and purge', () => {
     expect(await once(tenantA, 'ls -A /root/.npm | wc -l')).toEqual({ code: 0, out: '0\n' });
     await expect(caches.purge(tenantA, 'nope')).rejects.toThrow(/no dependency cache named "nope"/);
   });
+
+  it('forgets every cache volume of a tenant', async () => {
+    await caches.mountsFor(tenantB);
+    const gone = await caches.forget(tenantB);
+    expect(gone.sort()).toEqual([`faas-cache-${tenantB}-npm`, `faas-cache-${tenantB}-pip`]);
+    const { Volumes } = await docker.listVolumes({ filters: { label: [`faas.tenant=${tenantB}`] } });
+    expect(Volumes ?? []).toEqual([]);
+  });
 });
 
 describe('routes', () => {
