@@ -162,6 +162,64 @@ interface BlobRow {
 
 type Claim = 'write' | 'exists';
 
+interface ChunkRecord {
+  data: Uint8Array;
+  id: string;
+}
+
+/** Buffers at least this large are split by a worker (below, the copy to shared memory is not worth it). */
+const SHARED_SPLIT_MIN = 4 * 1024 * 1024;
+/** …and at most this large (the shared copy doubles the memory of the put). */
+const SHARED_SPLIT_MAX = 1024 * 1024 * 1024;
+
+/** A minimal async queue: producers push, one consumer iterates; end() finishes, fail(err) rejects. */
+class AsyncQueue<T> implements AsyncIterable<T> {
+  private items: T[] = [];
+  private head = 0;
+  private done = false;
+  private error: unknown = null;
+  private wake: (() => void) | null = null;
+
+  push(item: T): void {
+    this.items.push(item);
+    this.signal();
+  }
+
+  end(): void {
+    this.done = true;
+    this.signal();
+  }
+
+  fail(err: unknown): void {
+    this.error = err ?? new Error('queue failed');
+    this.signal();
+  }
+
+  private signal(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    for (;;) {
+      if (this.error !== null) throw this.error;
+      if (this.head < this.items.length) {
+        const item = this.items[this.head]!;
+        this.items[this.head++] = undefined as unknown as T;
+        if (this.head > 1024 && this.head * 2 > this.items.length) {
+          this.items = this.items.slice(this.head);
+          this.head = 0;
+        }
+        yield item;
+        continue;
+      }
+      if (this.done) return;
+      await new Promise<void>((r) => (this.wake = r));
+    }
+  }
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 /** A DELETING row older than this belongs to a crashed gc: a put may take the id over. */
 const STALE_DELETING_MS = 30_000;
@@ -218,6 +276,10 @@ export class BlobStore {
     this.blobsDir = path.join(this.dataDir, 'blobs');
     this.tmpDir = path.join(this.blobsDir, 'tmp');
     fs.mkdirSync(this.tmpDir, { recursive: true });
+    // The 256 fan-out folders, made once rather than checked on every write.
+    if (!fs.existsSync(path.join(this.blobsDir, 'ff'))) {
+      for (let i = 0; i < 256; i++) fs.mkdirSync(path.join(this.blobsDir, i.toString(16).padStart(2, '0')), { recursive: true });
+    }
     this.ownsDb = !opts.db;
     this.db = opts.db ?? openDatabase(this.dataDir);
     migrateStorage(this.db);
@@ -527,7 +589,10 @@ export class BlobStore {
     if (ref === '') throw new StorageError('put: ref must be a non-empty owner string');
     if (input instanceof Uint8Array) {
       const buf = toBuffer(input);
-      if (chunked === true || (chunked === 'auto' && buf.length >= this.chunkThreshold)) return this.putChunked(this.sliceAll(buf), choice, ref);
+      if (chunked === true || (chunked === 'auto' && buf.length >= this.chunkThreshold)) {
+        if (buf.length >= SHARED_SPLIT_MIN && buf.length <= SHARED_SPLIT_MAX && this.pool.size > 0) return this.putChunkedShared(buf, choice, ref);
+        return this.putChunked(this.sliceAll(buf), choice, ref);
+      }
       return this.putSingle(buf, choice, ref);
     }
     // Stream: buffer up to the threshold, then switch to streaming chunking.
@@ -589,11 +654,48 @@ export class BlobStore {
     };
   }
 
+  /** Chunks split and hashed in this thread (streams, and buffers when there are no workers). */
   private async putChunked(chunks: Iterable<Buffer> | AsyncIterable<Buffer>, choice: CodecChoice, ref: string | null): Promise<PutResult> {
-    // Chunks are pinned by a transient reference until the manifest that lists them is recorded.
+    const whole = crypto.createHash('sha256');
+    async function* hashed(): AsyncGenerator<ChunkRecord> {
+      for await (const c of chunks) {
+        whole.update(c);
+        yield { data: c, id: core().sha256hex(c) };
+      }
+    }
+    return this.withPin((pin) => this.putChunkedPinned(hashed(), () => whole.digest('hex'), choice, ref, pin));
+  }
+
+  /**
+   * A large buffer: copied once into shared memory, split and hashed by a dedicated worker while this thread
+   * only claims chunks and dispatches them to the codec workers, which read them in place (no further copies).
+   */
+  private async putChunkedShared(buf: Buffer, choice: CodecChoice, ref: string | null): Promise<PutResult> {
+    const sab = new SharedArrayBuffer(buf.length);
+    new Uint8Array(sab).set(buf);
+    const queue = new AsyncQueue<ChunkRecord>();
+    let wholeId = '';
+    const split = this.pool.split(sab, buf.length, this.chunkSizes, (batch) => {
+      for (let i = 0; i + 2 < batch.length; i += 3) {
+        queue.push({ data: new Uint8Array(sab, batch[i] as number, batch[i + 1] as number), id: batch[i + 2] as string });
+      }
+    });
+    if (!split) return this.putChunked(this.sliceAll(buf), choice, ref);
+    split.then(
+      (r) => {
+        wholeId = r.id;
+        queue.end();
+      },
+      (err) => queue.fail(err),
+    );
+    return this.withPin((pin) => this.putChunkedPinned(queue, () => wholeId, choice, ref, pin));
+  }
+
+  /** Chunks are pinned by a transient reference until the manifest that lists them is recorded. */
+  private async withPin<T>(fn: (pin: string) => Promise<T>): Promise<T> {
     const pin = `${TRANSIENT_PREFIX}${process.pid}:${++this.tmpSeq}:${crypto.randomBytes(4).toString('hex')}`;
     try {
-      return await this.putChunkedPinned(chunks, choice, ref, pin);
+      return await fn(pin);
     } finally {
       try {
         this.st('DELETE FROM storage_refs WHERE owner = ?').run(pin);
@@ -604,12 +706,12 @@ export class BlobStore {
   }
 
   private async putChunkedPinned(
-    chunks: Iterable<Buffer> | AsyncIterable<Buffer>,
+    chunks: AsyncIterable<ChunkRecord>,
+    wholeId: () => string,
     choice: CodecChoice,
     ref: string | null,
     pin: string,
   ): Promise<PutResult> {
-    const whole = crypto.createHash('sha256');
     const entries: ManifestEntry[] = [];
     const inflight = new Set<Promise<void>>();
     let failed: unknown = null;
@@ -617,10 +719,8 @@ export class BlobStore {
     let stored = 0;
     let newChunks = 0;
     try {
-      for await (const chunk of chunks) {
+      for await (const { data: chunk, id: cid } of chunks) {
         if (failed !== null) break;
-        whole.update(chunk);
-        const cid = core().sha256hex(chunk);
         entries.push({ id: cid, size: chunk.length });
         const p = this.storeData(cid, chunk, choice, false, pin)
           .then((r) => {
@@ -642,7 +742,7 @@ export class BlobStore {
     }
     await Promise.all(inflight);
     if (failed !== null) throw failed;
-    const id = whole.digest('hex');
+    const id = wholeId();
     const total = entries.reduce((a, e) => a + e.size, 0);
     if (entries.length <= 1) {
       // One chunk: the chunk is the blob.

@@ -236,7 +236,14 @@ export const command: Command = {
     try {
       switch (sub) {
         case 'put': {
-          const input = arg === '-' ? process.stdin : fs.createReadStream(arg!, { highWaterMark: 1024 * 1024 });
+          // Files up to 512 MiB are read whole: a buffer is split by a worker in parallel with compression.
+          // Larger files and stdin are streamed (memory stays bounded).
+          const input =
+            arg === '-'
+              ? process.stdin
+              : fs.statSync(arg!).size <= 512 * 1024 * 1024
+                ? fs.readFileSync(arg!)
+                : fs.createReadStream(arg!, { highWaterMark: 1024 * 1024 });
           const ref = values.ref === undefined ? 'cli' : (values.ref as string);
           const r = await store.put(input, { codec, chunked: values['no-chunk'] ? false : 'auto', ...(ref ? { ref } : {}) });
           process.stderr.write(
