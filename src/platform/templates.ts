@@ -302,6 +302,10 @@ export class TemplateService {
     if (failure !== null) {
       await this.dropLayers(layers);
       const where = step ? `at ${step.replace(/^Step /, 'step ')}` : 'before the first step';
+      // A FROM that named its image through a build argument, so it could not be checked beforehand.
+      if (/^Step \d+\/\d+ : FROM /i.test(step) && stepOutput.length === 0) {
+        throw new FaasError('image_not_found', `the build of ${build.name} failed ${where}: the image is not in the engine and no registry is reachable (${failure})`, 'dockerfile');
+      }
       const output = stepOutput.length ? `\n--- output of that step ---\n${stepOutput.join('\n')}` : '';
       // An unknown instruction or a parse error is the Dockerfile's fault; so is a failing RUN.
       throw new FaasError('validation_error', `the build of ${build.name} failed ${where}: ${failure}${output}`, 'dockerfile');

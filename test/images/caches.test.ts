@@ -154,4 +154,17 @@ describe('routes', () => {
     expect(missing.status).toBe(404);
     expect(missing.body.error).toBe('not_found');
   });
+
+  it('executions of one tenant share /root/.npm through POST /api/v1/execute; DELETE purges it', async () => {
+    const probe = `probe-${run}`;
+    const write = await api(gw.url, 'POST', '/api/v1/execute', { command: `echo shared > /root/.npm/${probe}` });
+    expect(write.body).toMatchObject({ exit_code: 0 });
+    const read = await api(gw.url, 'POST', '/api/v1/execute', { command: `cat /root/.npm/${probe}` });
+    expect(read.body).toMatchObject({ exit_code: 0, stdout: 'shared\n' });
+    const purge = await api(gw.url, 'DELETE', '/api/v1/caches/npm');
+    expect(purge.status).toBe(200);
+    expect(['removed', 'emptied']).toContain(purge.body.method);
+    const after = await api(gw.url, 'POST', '/api/v1/execute', { command: `cat /root/.npm/${probe} 2>/dev/null || echo gone` });
+    expect(after.body.stdout).toBe('gone\n');
+  });
 });

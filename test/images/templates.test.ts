@@ -1,9 +1,13 @@
 // User templates through the gateway: build from a Dockerfile (JSON answer and NDJSON log), run the result,
 // list, remove, and every kind of bad input answered with a clear 4xx.
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import zlib from 'node:zlib';
 import Docker from 'dockerode';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../../src/cli/main.js';
 import { contextTar, fromImages, normalizeName, tarFiles } from '../../src/platform/templates.js';
 import { api, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 
@@ -106,6 +110,10 @@ describe('POST /api/v1/images', () => {
     expect(Date.now() - started).toBeLessThan(3000);
     // Streaming requests get the same status: nothing was sent before the check.
     expect((await ndjson({ name: `${prefix}/nofrom`, dockerfile: 'FROM no-such-base/anywhere:1\n' })).status).toBe(404);
+    // Named through a build argument: found out by the build itself, still a 404.
+    const viaArg = await build({ name: `${prefix}/nofrom`, dockerfile: 'ARG BASE=no-such-base/anywhere:1\nFROM $BASE\nRUN true\n' });
+    expect(viaArg.status).toBe(404);
+    expect(viaArg.body.message).toContain('FROM $BASE');
   });
 
   it('answers 413 for a context over 64 MiB', async () => {
@@ -132,5 +140,36 @@ describe('DELETE /api/v1/images/:name', () => {
     const builtin = await api(gw.url, 'DELETE', `/api/v1/images/${encodeURIComponent('faas/busybox:latest')}`);
     expect(builtin.status).toBe(403);
     expect(builtin.body.error).toBe('forbidden');
+  });
+});
+
+describe('faas images build -f … --name … DIR / faas images rm', () => {
+  it('builds a template from a folder through the gateway, streams its log, and removes it', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-tpl-'));
+    const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    try {
+      fs.mkdirSync(path.join(dir, 'app'));
+      fs.writeFileSync(path.join(dir, 'app', 'hello.sh'), '#!/bin/sh\necho hello from the folder\n', { mode: 0o755 });
+      fs.writeFileSync(path.join(dir, 'Dockerfile'), 'FROM faas/busybox:latest\nCOPY app/ /app/\nRUN /app/hello.sh > /greeting\n');
+      const name = `${prefix}/cli:1`;
+      expect(await main(['images', 'build', '-f', path.join(dir, 'Dockerfile'), '--name', name, '--url', gw.url, dir])).toBe(0);
+      const lines = log.mock.calls.map((c) => String(c[0]));
+      expect(lines).toContainEqual(expect.stringMatching(/^Step 3\/\d+ : RUN \/app\/hello.sh > \/greeting$/));
+      expect(lines.at(-1)).toMatch(new RegExp(`^built ${name} \\(`));
+      const ran = await api(gw.url, 'POST', '/api/v1/execute', { image: name, command: 'cat /greeting' });
+      expect(ran.body.stdout).toBe('hello from the folder\n');
+
+      fs.writeFileSync(path.join(dir, 'Broken'), 'FROM faas/busybox:latest\nRUN echo nope >&2; exit 5\n');
+      expect(await main(['images', 'build', '-f', path.join(dir, 'Broken'), '--name', `${prefix}/cli-broken`, '--url', gw.url, dir])).toBe(1);
+      expect(String(err.mock.calls.at(-1)?.[0])).toMatch(/RUN echo nope >&2; exit 5.*non-zero code: 5.*nope/s);
+
+      expect(await main(['images', 'rm', name, '--url', gw.url])).toBe(0);
+      await expect(docker.getImage(name).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    } finally {
+      log.mockRestore();
+      err.mockRestore();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
