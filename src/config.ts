@@ -22,6 +22,11 @@ export interface GatewayConfig {
   dockerSocket: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   pools: { maxTotal: number; maxPerPool: number; idleShrinkMs: number; fillConcurrency: number };
+  /**
+   * API keys. On when FAAS_ADMIN_KEY is set or FAAS_AUTH=on (or a generated admin key exists in the data dir);
+   * off only for a single-user gateway on loopback.
+   */
+  auth: { requested: boolean; adminKey: string | undefined };
 }
 
 /** The repository (or installed package) root: bin/, agent/ and dist/ hang from it. */
@@ -56,8 +61,17 @@ function intFrom(name: string, raw: string | number | undefined, fallback: numbe
   return value;
 }
 
+function flag(name: string, raw: string | undefined): boolean {
+  if (raw === undefined || raw === '' || raw === 'off' || raw === '0' || raw === 'false') return false;
+  if (raw === 'on' || raw === '1' || raw === 'true') return true;
+  throw new Error(`${name} must be on or off, got "${raw}"`);
+}
+
 export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
   const logLevel = (env.FAAS_LOG_LEVEL ?? 'info') as GatewayConfig['logLevel'];
+  if (env.FAAS_ADMIN_KEY !== undefined && env.FAAS_ADMIN_KEY.length < 16) {
+    throw new Error('FAAS_ADMIN_KEY must be at least 16 characters long');
+  }
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
     throw new Error(`FAAS_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent; got "${logLevel}"`);
   }
@@ -71,6 +85,10 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     wsMaxBufferedBytes: intFrom('FAAS_WS_MAX_BUFFERED_BYTES', env.FAAS_WS_MAX_BUFFERED_BYTES, 16 * 1024 * 1024, 64 * 1024, 1024 ** 3),
     dockerSocket: env.FAAS_DOCKER_SOCKET ?? (env.DOCKER_HOST?.startsWith('unix://') ? env.DOCKER_HOST.slice(7) : '/var/run/docker.sock'),
     logLevel,
+    auth: {
+      requested: env.FAAS_ADMIN_KEY !== undefined || flag('FAAS_AUTH', env.FAAS_AUTH),
+      adminKey: env.FAAS_ADMIN_KEY,
+    },
     pools: {
       maxTotal: intFrom('FAAS_POOL_MAX_TOTAL', env.FAAS_POOL_MAX_TOTAL, 64, 0, 10_000),
       maxPerPool: intFrom('FAAS_POOL_MAX_PER_POOL', env.FAAS_POOL_MAX_PER_POOL, 32, 0, 10_000),

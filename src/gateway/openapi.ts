@@ -15,6 +15,13 @@ import {
   ExecuteRequest,
   ExecuteResult,
   HealthStatus,
+  ApiKey,
+  ApiKeyList,
+  CreateTenantRequest,
+  CreatedApiKey,
+  Tenant,
+  TenantList,
+  TenantQuotas,
   ImageInfo,
   ImageList,
   PoolInfo,
@@ -26,7 +33,7 @@ import {
 import { z } from 'zod';
 
 interface Operation {
-  method: 'get' | 'post' | 'delete';
+  method: 'get' | 'post' | 'put' | 'delete';
   path: string;
   summary: string;
   body?: z.ZodType;
@@ -35,7 +42,8 @@ interface Operation {
   errors: Array<keyof typeof ERROR_CODES>;
 }
 
-const common: Array<keyof typeof ERROR_CODES> = ['internal_error', 'engine_unavailable'];
+const common: Array<keyof typeof ERROR_CODES> = ['unauthorized', 'internal_error', 'engine_unavailable'];
+const admin: Array<keyof typeof ERROR_CODES> = ['unauthorized', 'forbidden', 'internal_error'];
 
 export const OPERATIONS: Operation[] = [
   {
@@ -85,8 +93,35 @@ export const OPERATIONS: Operation[] = [
     errors: ['validation_error', 'invalid_json', 'image_not_found', ...common],
   },
   { method: 'get', path: '/api/v1/pools', summary: 'Warm pools: size, ready, in use, hits, misses, error.', ok: { status: 200, schema: PoolList, description: 'All pools.' }, errors: common },
+  {
+    method: 'post',
+    path: '/api/v1/tenants',
+    summary: 'Admin: create a tenant, optionally with quotas.',
+    body: CreateTenantRequest,
+    ok: { status: 201, schema: Tenant, description: 'The tenant.' },
+    errors: ['validation_error', 'invalid_json', 'conflict', ...admin],
+  },
+  { method: 'get', path: '/api/v1/tenants', summary: 'Admin: list tenants.', ok: { status: 200, schema: TenantList, description: 'All tenants.' }, errors: admin },
+  { method: 'get', path: '/api/v1/tenants/{id}', summary: 'Admin: one tenant.', ok: { status: 200, schema: Tenant, description: 'The tenant.' }, errors: ['not_found', ...admin] },
+  {
+    method: 'put',
+    path: '/api/v1/tenants/{id}/quotas',
+    summary: 'Admin: replace a tenant\'s quotas.',
+    body: TenantQuotas,
+    ok: { status: 200, schema: Tenant, description: 'The tenant.' },
+    errors: ['validation_error', 'not_found', ...admin],
+  },
+  {
+    method: 'post',
+    path: '/api/v1/tenants/{id}/keys',
+    summary: 'Admin: a new API key for the tenant; the secret is in this answer only.',
+    ok: { status: 201, schema: CreatedApiKey, description: 'The key, with its secret.' },
+    errors: ['not_found', ...admin],
+  },
+  { method: 'get', path: '/api/v1/tenants/{id}/keys', summary: 'Admin: the tenant\'s keys (no secrets).', ok: { status: 200, schema: ApiKeyList, description: 'Keys.' }, errors: ['not_found', ...admin] },
+  { method: 'delete', path: '/api/v1/tenants/{id}/keys/{keyId}', summary: 'Admin: revoke a key.', ok: { status: 200, schema: ApiKey, description: 'The revoked key.' }, errors: ['not_found', ...admin] },
   { method: 'get', path: '/health', summary: 'Probes the engine; 503 when it is unreachable.', ok: { status: 200, schema: HealthStatus, description: 'Healthy.' }, errors: ['engine_unavailable'] },
-  { method: 'get', path: '/metrics', summary: 'Prometheus metrics (text format).', ok: { status: 200, description: 'Metrics.' }, errors: [] },
+  { method: 'get', path: '/metrics', summary: 'Prometheus metrics (text format); admin key when keys are on.', ok: { status: 200, description: 'Metrics.' }, errors: ['unauthorized', 'forbidden'] },
   { method: 'get', path: '/api/v1/images', summary: 'Images sandboxes can run: the built-ins (built or not) and templates.', ok: { status: 200, schema: ImageList, description: 'All images.' }, errors: common },
   {
     method: 'post',

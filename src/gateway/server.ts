@@ -7,6 +7,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { LIMITS } from '@faas/protocol';
 import { type GatewayConfig, loadConfig } from '../config.js';
 import { type Platform, createPlatform } from '../platform/platform.js';
+import { type AuthSettings, installAuth, resolveAuth } from './auth.js';
 import { installErrorHandling } from './errors.js';
 import { cacheRoutes } from './routes/caches.js';
 import { containerRoutes } from './routes/containers.js';
@@ -14,12 +15,16 @@ import { executeRoutes } from './routes/execute.js';
 import { imageRoutes } from './routes/images.js';
 import { operationRoutes } from './routes/operations.js';
 import { poolRoutes } from './routes/pools.js';
+import { tenantRoutes } from './routes/tenants.js';
 import { streamRoutes } from './stream.js';
+
+/** How long WebSocket clients get to take their close frame before their sockets are cut. */
+const SHUTDOWN_GRACE_MS = 2000;
 
 /** Room for the largest stdin plus the rest of a request. */
 const BODY_LIMIT = LIMITS.maxStdinBytes + 4 * 1024 * 1024;
 
-export async function buildGateway(platform: Platform): Promise<FastifyInstance> {
+export async function buildGateway(platform: Platform, auth: AuthSettings): Promise<FastifyInstance> {
   const app = Fastify({
     logger: platform.config.logLevel === 'silent' ? false : { level: platform.config.logLevel },
     bodyLimit: BODY_LIMIT,
@@ -38,6 +43,7 @@ export async function buildGateway(platform: Platform): Promise<FastifyInstance>
     }
   });
   installErrorHandling(app);
+  installAuth(app, platform.tenants, auth);
   await app.register(fastifyWebsocket, {
     options: { maxPayload: LIMITS.maxStdinBytes + 64 * 1024 },
     // 1001 "going away" lets clients tell a gateway shutdown from a deliberate close (1000).
@@ -50,6 +56,7 @@ export async function buildGateway(platform: Platform): Promise<FastifyInstance>
   containerRoutes(app, platform);
   streamRoutes(app, platform);
   poolRoutes(app, platform);
+  tenantRoutes(app, platform);
   operationRoutes(app, platform);
   imageRoutes(app, platform);
   cacheRoutes(app, platform);
@@ -60,19 +67,31 @@ export interface RunningGateway {
   app: FastifyInstance;
   platform: Platform;
   url: string;
+  /** The admin key made on this first start with keys on (shown once, only its hash is kept), or null. */
+  generatedAdminKey: string | null;
   close(): Promise<void>;
 }
 
 export async function startGateway(config: GatewayConfig = loadConfig()): Promise<RunningGateway> {
   const platform = await createPlatform(config);
   let app: FastifyInstance;
+  let generatedAdminKey: string | null;
   try {
-    app = await buildGateway(platform);
+    const auth = resolveAuth(config, platform.tenants);
+    generatedAdminKey = auth.generatedAdminKey;
+    app = await buildGateway(platform, auth.settings);
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {
     await platform.close();
     throw err;
   }
+  // Sockets taken over by an upgrade are not the HTTP server's to close any more; a client that keeps one open
+  // (a refused upgrade it never hung up) must not hold the shutdown, so those are destroyed after a grace period.
+  const upgraded = new Set<import('node:net').Socket>();
+  app.server.on('upgrade', (_request, socket: import('node:net').Socket) => {
+    upgraded.add(socket);
+    socket.once('close', () => upgraded.delete(socket));
+  });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
@@ -81,9 +100,17 @@ export async function startGateway(config: GatewayConfig = loadConfig()): Promis
     app,
     platform,
     url: `http://${host}:${port}`,
+    generatedAdminKey,
     close() {
       closing ??= (async () => {
-        await app.close();
+        const force = setTimeout(() => {
+          for (const socket of upgraded) socket.destroy();
+        }, SHUTDOWN_GRACE_MS);
+        try {
+          await app.close();
+        } finally {
+          clearTimeout(force);
+        }
         await platform.close();
       })();
       return closing;

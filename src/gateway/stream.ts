@@ -3,8 +3,8 @@
  * commands it sends are parsed here and carried out by the sandbox service.
  *
  * Slow clients: each client's unsent bytes are bounded (FAAS_WS_MAX_BUFFERED_BYTES, 16 MiB by default). A client
- * that falls further behind is disconnected with close code 1013 and a reason saying so; others are never held up
- * and the gateway's memory never grows without bound.
+ * that stays past the bound for 2 s, or gets 4 times past it, is disconnected with close code 1013 and a reason
+ * saying so; others are never held up and the gateway's memory never grows without bound.
  */
 import type { FastifyInstance } from 'fastify';
 import { type StreamCommand, type StreamEvent, StreamCommand as StreamCommandSchema } from '@faas/protocol';
@@ -16,6 +16,9 @@ import { validationError } from './errors.js';
 import { IdParams } from './routes/containers.js';
 
 export const CLOSE_TOO_SLOW = 1013;
+/** How long a client may stay past the bound, and how far past it it may ever get. */
+const SLOW_GRACE_MS = 2000;
+const SLOW_HARD_FACTOR = 4;
 
 export function streamRoutes(app: FastifyInstance, platform: Platform): void {
   const { sandboxes, config, metrics } = platform;
@@ -26,7 +29,7 @@ export function streamRoutes(app: FastifyInstance, platform: Platform): void {
       websocket: true,
       // Answered before the upgrade, so an unknown id is a plain 404 JSON answer.
       preValidation: async (request) => {
-        sandboxes.get(IdParams.parse(request.params).id);
+        sandboxes.get(request.tenant, IdParams.parse(request.params).id);
       },
     },
     (socket: WebSocket, request) => {
@@ -34,9 +37,15 @@ export function streamRoutes(app: FastifyInstance, platform: Platform): void {
       metrics.streamClients.inc();
       let closed = false;
 
+      let behindSince = 0;
       const send = (event: StreamEvent) => {
         if (closed || socket.readyState !== socket.OPEN) return;
-        if (socket.bufferedAmount > config.wsMaxBufferedBytes) {
+        const behind = socket.bufferedAmount;
+        const now = Date.now();
+        if (behind <= config.wsMaxBufferedBytes) behindSince = 0;
+        else if (behindSince === 0) behindSince = now;
+        // A burst may pass the bound for a moment; staying past it, or passing it far, is a client that cannot keep up.
+        if (behind > SLOW_HARD_FACTOR * config.wsMaxBufferedBytes || (behindSince !== 0 && now - behindSince > SLOW_GRACE_MS)) {
           closed = true;
           socket.close(CLOSE_TOO_SLOW, `client fell more than ${config.wsMaxBufferedBytes} bytes behind; reconnect`);
           return;

@@ -8,7 +8,8 @@ import type { ProcessHandle, Runtime } from '../runtimes/runtime.js';
 import { newId, nowIso } from './ids.js';
 import { type PlatformMetrics, outcomeLabel } from './metrics.js';
 import { type ProcessOutcome, runProcess } from './run-process.js';
-import { type SandboxService, shellArgv } from './sandboxes.js';
+import { type SandboxService, type VolumesFor, shellArgv } from './sandboxes.js';
+import { QuotaGuard } from './quotas.js';
 import type { PlatformStore } from './store.js';
 import type { PoolShape, WarmPools } from './warm-pool.js';
 
@@ -41,6 +42,7 @@ export class Executor {
   /** Processes of ephemeral executions under way, killed if the gateway shuts down. */
   private readonly running = new Map<string, { handle: ProcessHandle | null; finished: Promise<unknown> }>();
   private closing = false;
+  private readonly inFlightByTenant = new Map<string, number>();
 
   constructor(
     private readonly runtime: Runtime,
@@ -48,7 +50,14 @@ export class Executor {
     private readonly store: PlatformStore,
     private readonly metrics: PlatformMetrics,
     private readonly pools: WarmPools,
+    private readonly volumesFor: VolumesFor = async () => [],
+    private readonly quotas: QuotaGuard = new QuotaGuard(() => ({}), () => 0),
   ) {}
+
+  /** Ephemeral executions of the tenant under way (they hold a sandbox each). */
+  inFlight(tenant: string): number {
+    return this.inFlightByTenant.get(tenant) ?? 0;
+  }
 
   /** Checks what can be checked before anything is created, so a bad request leaves nothing behind. */
   validate(req: ExecuteRequest): ExecutionMode {
@@ -59,13 +68,17 @@ export class Executor {
     return mode;
   }
 
-  async execute(req: ExecuteRequest, onEvent?: (event: StreamEvent) => void): Promise<ExecuteResult> {
-    const mode = this.validate(req);
+  async execute(tenant: string, ask: ExecuteRequest, onEvent?: (event: StreamEvent) => void): Promise<ExecuteResult> {
+    const mode = this.validate(ask);
+    const req = this.quotas.limits(tenant, ask);
+    this.quotas.admitExecution(tenant);
+    if (mode === 'ephemeral') this.quotas.admitSandbox(tenant);
     if (this.closing) throw new FaasError('engine_unavailable', 'the gateway is shutting down; retry against its next start', undefined, 5);
     const id = newId('ex');
     const started = performance.now();
-    this.store.insertExecution({ id, mode, sandboxId: null, status: 'running', exitCode: null, error: null, startedAt: nowIso(), endedAt: null });
-    const work = mode === 'persistent' ? this.persistent(id, req, onEvent) : this.ephemeral(id, req, onEvent);
+    this.store.insertExecution({ id, tenantId: tenant, mode, sandboxId: null, status: 'running', exitCode: null, error: null, startedAt: nowIso(), endedAt: null });
+    const work = mode === 'persistent' ? this.persistent(tenant, id, req, onEvent) : this.ephemeral(tenant, id, req, onEvent);
+    if (mode === 'ephemeral') this.inFlightByTenant.set(tenant, this.inFlight(tenant) + 1);
     try {
       const result = await work;
       if (this.closing) throw new FaasError('engine_unavailable', `the gateway shut down while execution ${id} ran; it was killed`);
@@ -77,12 +90,14 @@ export class Executor {
       this.metrics.executions.inc({ mode, outcome: 'failed' });
       throw err;
     } finally {
+      if (mode === 'ephemeral') this.inFlightByTenant.set(tenant, this.inFlight(tenant) - 1);
       this.metrics.executionSeconds.observe({ mode }, (performance.now() - started) / 1000);
     }
   }
 
-  private async ephemeral(id: string, req: ExecuteRequest, onEvent?: (event: StreamEvent) => void): Promise<ExecuteResult> {
+  private async ephemeral(tenant: string, id: string, req: ExecuteRequest, onEvent?: (event: StreamEvent) => void): Promise<ExecuteResult> {
     const shape: PoolShape = {
+      tenant,
       image: req.image ?? DEFAULT_IMAGE,
       workingDir: req.working_dir ?? DEFAULT_WORKING_DIR,
       memoryMb: req.memory_mb,
@@ -101,7 +116,8 @@ export class Executor {
         env: req.env ?? {},
         workingDir: shape.workingDir,
         limits: { memoryMb: shape.memoryMb, cpuCores: shape.cpuCores, pidsLimit: shape.pidsLimit, network: shape.network },
-        labels: { 'faas.kind': 'ephemeral', 'faas.execution': id },
+        labels: { 'faas.kind': 'ephemeral', 'faas.execution': id, 'faas.tenant': tenant },
+        volumes: await this.volumesFor(tenant),
       });
     }
     this.metrics.liveSandboxes.inc({ kind: 'ephemeral', status: 'running' });
@@ -158,8 +174,8 @@ export class Executor {
     }
   }
 
-  private async persistent(id: string, req: ExecuteRequest, onEvent?: (event: StreamEvent) => void): Promise<ExecuteResult> {
-    const container = await this.sandboxes.create({
+  private async persistent(tenant: string, id: string, req: ExecuteRequest, onEvent?: (event: StreamEvent) => void): Promise<ExecuteResult> {
+    const container = await this.sandboxes.create(tenant, {
       image: req.image,
       env: req.env,
       working_dir: req.working_dir,

@@ -13,7 +13,9 @@ import type { Runtime } from '../runtimes/runtime.js';
 import { Executor } from './executor.js';
 import { PlatformMetrics } from './metrics.js';
 import { SandboxService } from './sandboxes.js';
+import { QuotaGuard } from './quotas.js';
 import { PlatformStore } from './store.js';
+import { TenantStore } from './tenants.js';
 import { WarmPools } from './warm-pool.js';
 import Docker from 'dockerode';
 import { DependencyCaches } from './dependency-caches.js';
@@ -28,6 +30,7 @@ export interface Platform {
   sandboxes: SandboxService;
   executor: Executor;
   pools: WarmPools;
+  tenants: TenantStore;
   /** User images built from Dockerfiles. */
   templates: TemplateService;
   /** Shared dependency caches (per tenant volumes): `mountsFor(tenant)` gives a sandbox its mounts. */
@@ -63,12 +66,19 @@ export async function createPlatform(config: GatewayConfig): Promise<Platform> {
     instanceId: store.instanceId(),
   });
   const metrics = new PlatformMetrics();
-  const sandboxes = new SandboxService(runtime, store, metrics);
-  const pools = new WarmPools(runtime, metrics, config.pools);
-  const executor = new Executor(runtime, sandboxes, store, metrics, pools);
   // Builds may be silent for long: a client without the runtime's request timeout.
   const templates = new TemplateService(new Docker({ socketPath: config.dockerSocket }));
   const caches = DependencyCaches.fromEnv(runtime.docker);
+  const volumesFor = (tenant: string) => caches.mountsFor(tenant);
+  const tenants = new TenantStore(db);
+  // Running sandboxes of a tenant: persistent ones plus ephemeral executions under way.
+  const quotas = new QuotaGuard(
+    (tenant) => tenants.quotasOf(tenant),
+    (tenant) => sandboxes.countRunning(tenant) + executor.inFlight(tenant),
+  );
+  const sandboxes: SandboxService = new SandboxService(runtime, store, metrics, volumesFor, quotas);
+  const pools = new WarmPools(runtime, metrics, config.pools, volumesFor);
+  const executor: Executor = new Executor(runtime, sandboxes, store, metrics, pools, volumesFor, quotas);
 
   store.failInterruptedExecutions('the gateway stopped while this execution ran', new Date().toISOString());
   // Reconcile now if the engine is up, otherwise as soon as it answers (from the periodic tick).
@@ -97,6 +107,7 @@ export async function createPlatform(config: GatewayConfig): Promise<Platform> {
     sandboxes,
     executor,
     pools,
+    tenants,
     templates,
     caches,
     async close() {

@@ -14,11 +14,14 @@ import {
   type StreamEvent,
 } from '@faas/protocol';
 import { FaasError, errorMessage, notFound } from '../errors.js';
-import type { ProcessHandle, Runtime, SandboxFileEvent, SandboxProcessEvent } from '../runtimes/runtime.js';
+import type { ProcessHandle, Runtime, SandboxFileEvent, SandboxProcessEvent, VolumeMount } from '../runtimes/runtime.js';
 import { newId, nowIso } from './ids.js';
 import type { PlatformMetrics } from './metrics.js';
+import { QuotaGuard } from './quotas.js';
 import { type ProcessOutcome, runProcess } from './run-process.js';
 import type { PlatformStore, SandboxRecord } from './store.js';
+
+export type VolumesFor = (tenant: string) => Promise<VolumeMount[]>;
 
 export interface ExecSpec {
   argv: string[];
@@ -68,6 +71,9 @@ export class SandboxService {
     private readonly runtime: Runtime,
     private readonly store: PlatformStore,
     private readonly metrics: PlatformMetrics,
+    /** Volumes every sandbox of a tenant gets (its dependency caches). */
+    private readonly volumesFor: VolumesFor = async () => [],
+    private readonly quotas: QuotaGuard = new QuotaGuard(() => ({}), () => 0),
   ) {}
 
   private state(id: string): LiveState {
@@ -128,13 +134,17 @@ export class SandboxService {
     this.publish(id, { type: 'custom', name: 'lifecycle', data: { status: info ? 'stopped' : 'lost', reason } });
   }
 
-  async create(req: CreateContainerRequest): Promise<Container> {
+  async create(tenant: string, ask: CreateContainerRequest): Promise<Container> {
+    const req = this.quotas.limits(tenant, ask);
+    this.quotas.admitSandbox(tenant);
     const image = req.image ?? DEFAULT_IMAGE;
     await this.runtime.resolveImage(image);
+    const volumes = await this.volumesFor(tenant);
     const id = newId('sb');
     const now = nowIso();
     const record: SandboxRecord = {
       id,
+      tenantId: tenant,
       status: 'running',
       image,
       command: req.argv ?? (req.command !== undefined ? shellArgv(req.command) : null),
@@ -164,7 +174,8 @@ export class SandboxService {
           pidsLimit: req.pids_limit,
           network: record.limits.network,
         },
-        labels: { 'faas.kind': 'persistent' },
+        labels: { 'faas.kind': 'persistent', 'faas.tenant': tenant },
+        volumes,
       });
     } catch (err) {
       this.live.delete(id);
@@ -183,8 +194,11 @@ export class SandboxService {
     await this.startExec(record.id, { argv: record.command, execId: 'main' });
   }
 
-  get(id: string): Container {
-    return toContainer(this.record(id));
+  /** The sandbox as its tenant sees it; another tenant's sandbox is "not found", never "forbidden". */
+  get(tenant: string, id: string): Container {
+    const record = this.record(id);
+    if (record.tenantId !== tenant) throw notFound('sandbox', id);
+    return toContainer(record);
   }
 
   private record(id: string): SandboxRecord {
@@ -197,8 +211,15 @@ export class SandboxService {
     return this.store.listSandboxes().map((r) => this.withActivity(r));
   }
 
-  list(): Container[] {
-    return this.records().map(toContainer);
+  list(tenant: string): Container[] {
+    return this.records()
+      .filter((r) => r.tenantId === tenant)
+      .map(toContainer);
+  }
+
+  /** Sandboxes of a tenant that hold resources now (for quotas). */
+  countRunning(tenant: string): number {
+    return this.records().filter((r) => r.tenantId === tenant && r.status === 'running').length;
   }
 
   private requireRunning(id: string): SandboxRecord {
@@ -230,6 +251,7 @@ export class SandboxService {
   /** Starts a process and publishes its output and exit to the sandbox's watchers. */
   async startExec(id: string, spec: ExecSpec, onEvent?: Listener, outputCapBytes = 0): Promise<RunningExec> {
     const record = this.requireRunning(id);
+    this.quotas.admitExecution(record.tenantId);
     const s = this.state(id);
     const execId = spec.execId ?? newId('ex');
     if (s.execs.has(execId)) throw new FaasError('conflict', `exec id "${execId}" is already running in sandbox ${id}; pick another`, 'exec_id');
@@ -366,7 +388,7 @@ export class SandboxService {
       this.store.setSandboxStatus(id, 'stopped', reason);
       this.publish(id, { type: 'custom', name: 'lifecycle', data: { status: 'stopped', reason } });
       this.refreshGauge();
-      return this.get(id);
+      return toContainer(this.record(id));
     });
   }
 
@@ -382,7 +404,7 @@ export class SandboxService {
       this.publish(id, { type: 'custom', name: 'lifecycle', data: { status: 'running' } });
       this.refreshGauge();
       await this.startMainCommand({ ...record, status: 'running' });
-      return this.get(id);
+      return toContainer(this.record(id));
     });
   }
 

@@ -9,6 +9,8 @@ import type { Db } from '../db/sqlite.js';
 
 export interface SandboxRecord {
   id: string;
+  /** The tenant that owns it; other tenants never see it. */
+  tenantId: string;
   status: ContainerStatus;
   image: string;
   command: string[] | null;
@@ -25,6 +27,7 @@ export type ExecutionStatus = 'running' | 'finished' | 'failed';
 
 export interface ExecutionRecord {
   id: string;
+  tenantId: string;
   mode: ExecutionMode;
   sandboxId: string | null;
   status: ExecutionStatus;
@@ -63,10 +66,16 @@ function migrate(db: Db): void {
     );
     CREATE INDEX IF NOT EXISTS platform_executions_status ON platform_executions(status);
   `);
+  // Tables made before tenancy get the column, their rows belonging to the default tenant.
+  for (const table of ['platform_sandboxes', 'platform_executions']) {
+    const columns = db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>;
+    if (!columns.some((c) => c.name === 'tenant_id')) db.exec(`ALTER TABLE ${table} ADD COLUMN tenant_id TEXT NOT NULL DEFAULT 'default'`);
+  }
 }
 
 interface SandboxRow {
   id: string;
+  tenant_id: string;
   status: string;
   image: string;
   command: string | null;
@@ -82,6 +91,7 @@ interface SandboxRow {
 function toSandbox(row: SandboxRow): SandboxRecord {
   return {
     id: row.id,
+    tenantId: row.tenant_id,
     status: row.status as ContainerStatus,
     image: row.image,
     command: row.command === null ? null : (JSON.parse(row.command) as string[]),
@@ -124,11 +134,12 @@ export class PlatformStore {
   insertSandbox(s: SandboxRecord): void {
     this
       .stmt(
-        `INSERT INTO platform_sandboxes (id, status, image, command, env, working_dir, limits, idle_timeout_s, created_at, last_active_at, stopped_reason)
-         VALUES (@id, @status, @image, @command, @env, @working_dir, @limits, @idle_timeout_s, @created_at, @last_active_at, @stopped_reason)`,
+        `INSERT INTO platform_sandboxes (id, tenant_id, status, image, command, env, working_dir, limits, idle_timeout_s, created_at, last_active_at, stopped_reason)
+         VALUES (@id, @tenant_id, @status, @image, @command, @env, @working_dir, @limits, @idle_timeout_s, @created_at, @last_active_at, @stopped_reason)`,
       )
       .run({
         id: s.id,
+        tenant_id: s.tenantId,
         status: s.status,
         image: s.image,
         command: s.command === null ? null : JSON.stringify(s.command),
@@ -166,10 +177,10 @@ export class PlatformStore {
   insertExecution(e: ExecutionRecord): void {
     this
       .stmt(
-        `INSERT INTO platform_executions (id, mode, sandbox_id, status, exit_code, error, started_at, ended_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO platform_executions (id, tenant_id, mode, sandbox_id, status, exit_code, error, started_at, ended_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(e.id, e.mode, e.sandboxId, e.status, e.exitCode, e.error, e.startedAt, e.endedAt);
+      .run(e.id, e.tenantId, e.mode, e.sandboxId, e.status, e.exitCode, e.error, e.startedAt, e.endedAt);
   }
 
   finishExecution(id: string, status: ExecutionStatus, exitCode: number | null, error: string | null, endedAt: string): void {
@@ -180,11 +191,12 @@ export class PlatformStore {
 
   getExecution(id: string): ExecutionRecord | null {
     const row = this.stmt('SELECT * FROM platform_executions WHERE id = ?').get(id) as
-      | { id: string; mode: string; sandbox_id: string | null; status: string; exit_code: number | null; error: string | null; started_at: string; ended_at: string | null }
+      | { id: string; tenant_id: string; mode: string; sandbox_id: string | null; status: string; exit_code: number | null; error: string | null; started_at: string; ended_at: string | null }
       | undefined;
     if (!row) return null;
     return {
       id: row.id,
+      tenantId: row.tenant_id,
       mode: row.mode as ExecutionMode,
       sandboxId: row.sandbox_id,
       status: row.status as ExecutionStatus,

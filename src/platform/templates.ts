@@ -20,6 +20,12 @@ import { BASE_IMAGES, RECIPE_LABEL } from '../runtimes/docker/base-images.js';
 import { engineError, isNotFound } from '../runtimes/docker/engine-errors.js';
 
 export const TEMPLATE_LABEL = 'faas.template';
+/** The tenant that built a template; only it sees and removes it (the engine's names are global, though). */
+export const TENANT_LABEL = 'faas.tenant';
+const DEFAULT_TENANT = 'default';
+
+/** Bounds of a build: its RUN steps share these, whatever the Dockerfile does. */
+export const BUILD_LIMITS = { memoryBytes: 2 * 1024 ** 3, cpuCores: 2, timeoutMs: 30 * 60_000 } as const;
 export const DOCKERFILE_NAME = '.faas-template.Dockerfile';
 
 // --- tar ---------------------------------------------------------------------------------------------------
@@ -198,6 +204,7 @@ export function normalizeName(name: string): string {
 
 export interface PreparedBuild {
   name: string;
+  tenant: string;
   tar: Buffer;
   network: 'none' | 'bridge';
 }
@@ -215,13 +222,13 @@ export class TemplateService {
   /** `docker` should have no request timeout: a build step may be silent for long. */
   constructor(
     private readonly docker: Docker,
-    private readonly opts: { maxContextBytes?: number } = {},
+    private readonly opts: { maxContextBytes?: number; timeoutMs?: number } = {},
   ) {
     this.where = 'the Docker engine';
   }
 
   /** Everything that can be checked before building; throws FaasErrors with 4xx codes. */
-  async prepare(req: BuildImageRequest): Promise<PreparedBuild> {
+  async prepare(req: BuildImageRequest, tenant = DEFAULT_TENANT): Promise<PreparedBuild> {
     const name = normalizeName(req.name);
     if (BASE_IMAGES.some((b) => b.tag === name)) {
       throw new FaasError('conflict', `"${name}" is a built-in image; choose another name for a template`, 'name');
@@ -243,7 +250,10 @@ export class TemplateService {
     if (existing && existing.Config?.Labels?.[TEMPLATE_LABEL] !== 'true') {
       throw new FaasError('conflict', `an image named "${name}" exists and was not built as a template; choose another name`, 'name');
     }
-    return { name, tar, network: req.network ?? 'none' };
+    if (existing && (existing.Config?.Labels?.[TENANT_LABEL] ?? DEFAULT_TENANT) !== tenant) {
+      throw new FaasError('conflict', `the name "${name}" is taken by another tenant's template; choose another name`, 'name');
+    }
+    return { name, tenant, tar, network: req.network ?? 'none' };
   }
 
   /** Builds a prepared template; `onEvent` gets the log line by line. Fails with the failing step and its output. */
@@ -254,8 +264,12 @@ export class TemplateService {
       stream = await this.docker.buildImage(Readable.from([build.tar]), {
         t: build.name,
         dockerfile: DOCKERFILE_NAME,
-        labels: { [TEMPLATE_LABEL]: 'true', 'faas.managed': 'true' },
+        labels: { [TEMPLATE_LABEL]: 'true', [TENANT_LABEL]: build.tenant, 'faas.managed': 'true' },
         networkmode: build.network,
+        memory: BUILD_LIMITS.memoryBytes,
+        memswap: BUILD_LIMITS.memoryBytes,
+        cpuperiod: 100_000,
+        cpuquota: BUILD_LIMITS.cpuCores * 100_000,
         rm: true,
         forcerm: true,
       });
@@ -281,12 +295,21 @@ export class TemplateService {
       }
       onEvent?.({ type: 'log', line: text });
     };
+    const timeoutMs = this.opts.timeoutMs ?? BUILD_LIMITS.timeoutMs;
+    let timedOut = false;
+    // Closing the connection makes the engine cancel the build.
+    const timer = setTimeout(() => {
+      timedOut = true;
+      (stream as NodeJS.ReadableStream & { destroy(err?: Error): void }).destroy(new Error('build timeout'));
+    }, timeoutMs);
     const failure = await new Promise<string | null>((resolve, reject) => {
       this.docker.modem.followProgress(
         stream,
         (err: Error | null, output: BuildMessage[]) => {
+          clearTimeout(timer);
           if (pending) line(pending);
           pending = '';
+          if (timedOut) return resolve(`the build took longer than ${Math.round(timeoutMs / 1000)} s and was cancelled`);
           if (err) return reject(engineError(err, this.where, `building ${build.name}`));
           const failed = output.find((o) => o.error || o.errorDetail);
           resolve(failed ? (failed.errorDetail?.message ?? failed.error ?? 'unknown error') : null);
@@ -316,17 +339,18 @@ export class TemplateService {
     return templateInfo(build.name, built);
   }
 
-  async build(req: BuildImageRequest, onEvent?: (event: ImageBuildEvent) => void): Promise<ImageInfo> {
-    return this.run(await this.prepare(req), onEvent);
+  async build(req: BuildImageRequest, onEvent?: (event: ImageBuildEvent) => void, tenant = DEFAULT_TENANT): Promise<ImageInfo> {
+    return this.run(await this.prepare(req, tenant), onEvent);
   }
 
-  /** Templates only. */
-  async list(): Promise<ImageInfo[]> {
+  /** The templates of `tenant`. */
+  async list(tenant = DEFAULT_TENANT): Promise<ImageInfo[]> {
     const images = await this.docker.listImages({ filters: { label: [`${TEMPLATE_LABEL}=true`] } }).catch((err) => {
       throw engineError(err, this.where, 'listing images');
     });
     const out: ImageInfo[] = [];
     for (const img of images) {
+      if ((img.Labels?.[TENANT_LABEL] ?? DEFAULT_TENANT) !== tenant) continue;
       for (const tag of img.RepoTags ?? []) {
         if (tag === '<none>:<none>') continue;
         out.push({ name: tag, kind: 'template', present: true, id: img.Id, created: new Date(img.Created * 1000).toISOString(), size_bytes: img.Size });
@@ -336,7 +360,7 @@ export class TemplateService {
   }
 
   /** Built-ins (present or not) then templates: what sandboxes can run. */
-  async listAll(): Promise<ImageInfo[]> {
+  async listAll(tenant = DEFAULT_TENANT): Promise<ImageInfo[]> {
     const builtins: ImageInfo[] = [];
     for (const b of BASE_IMAGES) {
       const info = await this.inspect(b.tag);
@@ -357,17 +381,18 @@ export class TemplateService {
         ...(upToDate !== undefined ? { up_to_date: upToDate } : {}),
       });
     }
-    return [...builtins, ...(await this.list())];
+    return [...builtins, ...(await this.list(tenant))];
   }
 
   /** Removes a template (only images built as templates); 409 while a container uses it. */
-  async remove(rawName: string): Promise<void> {
+  async remove(rawName: string, tenant = DEFAULT_TENANT): Promise<void> {
     const name = normalizeName(rawName);
     const info = await this.inspect(name);
     if (!info) throw new FaasError('not_found', `no image named "${name}"`);
     if (info.Config?.Labels?.[TEMPLATE_LABEL] !== 'true') {
       throw new FaasError('forbidden', `"${name}" was not built as a template; the platform removes only images it built from a Dockerfile`);
     }
+    if ((info.Config?.Labels?.[TENANT_LABEL] ?? DEFAULT_TENANT) !== tenant) throw new FaasError('not_found', `no image named "${name}"`);
     try {
       await this.docker.getImage(name).remove();
     } catch (err) {

@@ -7,9 +7,12 @@ import type { NetworkMode } from '@faas/protocol';
 import { FaasError, errorMessage } from '../errors.js';
 import type { Runtime } from '../runtimes/runtime.js';
 import { newId } from './ids.js';
+import type { VolumesFor } from './sandboxes.js';
 import type { PlatformMetrics } from './metrics.js';
 
 export interface PoolShape {
+  /** Pools are per tenant: a pooled sandbox carries its tenant's dependency-cache volumes. */
+  tenant: string;
   image: string;
   workingDir: string;
   memoryMb?: number | undefined;
@@ -67,7 +70,7 @@ interface Pool {
 const GROW_WINDOW_MS = 10_000;
 
 export function poolKey(shape: PoolShape): string {
-  return JSON.stringify([shape.image, shape.workingDir, shape.memoryMb ?? null, shape.cpuCores ?? null, shape.pidsLimit ?? null, shape.network]);
+  return JSON.stringify([shape.tenant, shape.image, shape.workingDir, shape.memoryMb ?? null, shape.cpuCores ?? null, shape.pidsLimit ?? null, shape.network]);
 }
 
 export class WarmPools {
@@ -79,6 +82,7 @@ export class WarmPools {
     private readonly runtime: Runtime,
     private readonly metrics: PlatformMetrics,
     private readonly opts: WarmPoolOptions,
+    private readonly volumesFor: VolumesFor = async () => [],
   ) {}
 
   private total(): number {
@@ -175,15 +179,18 @@ export class WarmPools {
     while (!this.closed && pool.error === null && pool.ready.length + pool.creating < pool.size && pool.creating < this.opts.fillConcurrency && this.total() < this.opts.maxTotal) {
       pool.creating++;
       const id = newId('sb');
-      const job = this.runtime
-        .create({
-          id,
-          image: pool.shape.image,
-          env: {},
-          workingDir: pool.shape.workingDir,
-          limits: { memoryMb: pool.shape.memoryMb, cpuCores: pool.shape.cpuCores, pidsLimit: pool.shape.pidsLimit, network: pool.shape.network },
-          labels: { 'faas.kind': 'pool' },
-        })
+      const job = this.volumesFor(pool.shape.tenant)
+        .then((volumes) =>
+          this.runtime.create({
+            id,
+            image: pool.shape.image,
+            env: {},
+            workingDir: pool.shape.workingDir,
+            limits: { memoryMb: pool.shape.memoryMb, cpuCores: pool.shape.cpuCores, pidsLimit: pool.shape.pidsLimit, network: pool.shape.network },
+            labels: { 'faas.kind': 'pool', 'faas.tenant': pool.shape.tenant },
+            volumes,
+          }),
+        )
         .then(
           () => {
             if (this.closed || pool.ready.length >= pool.size) return this.runtime.remove(id).catch(() => undefined);
@@ -225,8 +232,8 @@ export class WarmPools {
     }
   }
 
-  list(): PoolInfo[] {
-    return [...this.pools.values()].map((p) => this.info(p));
+  list(tenant: string): PoolInfo[] {
+    return [...this.pools.values()].filter((p) => p.shape.tenant === tenant).map((p) => this.info(p));
   }
 
   private info(p: Pool): PoolInfo {

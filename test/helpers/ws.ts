@@ -41,7 +41,10 @@ export class TestStream {
     if (seen) return Promise.resolve(seen as T);
     return new Promise((resolve, reject) => {
       const recent = this.events.slice(-10).map((e) => JSON.stringify(e).slice(0, 200));
-      const timer = setTimeout(() => reject(new Error(`no ${what} within ${timeoutMs} ms; last events: ${recent.join(' ')}`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`no ${what} within ${timeoutMs} ms; closed: ${JSON.stringify(this.closed)}; ${this.events.length} events, last: ${recent.join(' ')}`)),
+        timeoutMs,
+      );
       this.waiters.push({
         match,
         resolve: (e) => {

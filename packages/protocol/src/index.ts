@@ -4,3 +4,4 @@ export * from './rest.js';
 export * from './stream.js';
 export * from './pools.js';
 export * from './images.js';
+export * from './tenants.js';

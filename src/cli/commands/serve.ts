@@ -52,6 +52,9 @@ export const command: Command = {
     }
     const health = await gateway.platform.runtime.health();
     const engine = health.reachable ? health.version : `unreachable (${health.error})`;
+    if (gateway.generatedAdminKey) {
+      console.log(`faas gateway: generated the admin key (shown this once; only its hash is kept): ${gateway.generatedAdminKey}`);
+    }
     console.log(`faas gateway listening on ${gateway.url} (runtime: ${gateway.platform.runtime.name}, ${engine}; data: ${config.dataDir})`);
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {

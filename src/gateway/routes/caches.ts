@@ -4,18 +4,15 @@ import { z } from 'zod';
 import type { Platform } from '../../platform/platform.js';
 import { parseWith } from '../errors.js';
 
-/** Until tenancy lands every request belongs to this tenant. */
-export const DEFAULT_TENANT = 'default';
-
 const NameParams = z.object({ name: z.string().min(1).max(64) });
 
 export function cacheRoutes(app: FastifyInstance, platform: Platform): void {
   const caches = () => platform.caches;
 
-  app.get('/api/v1/caches', async () => ({ caches: await caches().list(DEFAULT_TENANT) }));
+  app.get('/api/v1/caches', async (request) => ({ caches: await caches().list(request.tenant) }));
 
   app.delete('/api/v1/caches/:name', async (request) => {
     const { name } = parseWith(NameParams, request.params, 'path');
-    return caches().purge(DEFAULT_TENANT, name);
+    return caches().purge(request.tenant, name);
   });
 }

@@ -9,7 +9,7 @@ export function executeRoutes(app: FastifyInstance, platform: Platform): void {
   app.post('/api/v1/execute', async (request, reply) => {
     const body = parseWith(ExecuteRequest, request.body);
     platform.executor.validate(body);
-    if (wantsNdjson(request)) return streamNdjson(reply, (emit) => platform.executor.execute(body, emit));
-    return platform.executor.execute(body);
+    if (wantsNdjson(request)) return streamNdjson(reply, (emit) => platform.executor.execute(request.tenant, body, emit));
+    return platform.executor.execute(request.tenant, body);
   });
 }

@@ -4,7 +4,7 @@
  * caller can get wrong is checked before the first line, so it is still answered with a 4xx status.
  */
 import { PassThrough } from 'node:stream';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { BuildImageRequest, type ImageBuildEvent, ImageName, MAX_TEMPLATE_CONTEXT_BYTES } from '@faas/protocol';
 import { z } from 'zod';
 import { FaasError, errorMessage } from '../../errors.js';
@@ -17,15 +17,18 @@ export const IMAGE_BODY_LIMIT = Math.ceil((MAX_TEMPLATE_CONTEXT_BYTES * 4) / 3) 
 
 const NameParams = z.object({ name: ImageName });
 
+/** The caller's tenant once authentication has set it, `default` before. */
+const tenantOf = (request: FastifyRequest): string => (request as { tenant?: string }).tenant || 'default';
+
 export function imageRoutes(app: FastifyInstance, platform: Platform): void {
   const templates = () => platform.templates;
 
-  app.get('/api/v1/images', async () => ({ images: await templates().listAll() }));
+  app.get('/api/v1/images', async (request) => ({ images: await templates().listAll(tenantOf(request)) }));
 
   app.post('/api/v1/images', { bodyLimit: IMAGE_BODY_LIMIT }, async (request, reply) => {
     const body = parseWith(BuildImageRequest, request.body);
     const service = templates();
-    const prepared = await service.prepare(body);
+    const prepared = await service.prepare(body, tenantOf(request));
     if (!wantsNdjson(request)) return reply.status(201).send(await service.run(prepared));
     const out = new PassThrough();
     const emit = (event: ImageBuildEvent) => out.write(`${JSON.stringify(event)}\n`);
@@ -41,7 +44,7 @@ export function imageRoutes(app: FastifyInstance, platform: Platform): void {
 
   app.delete('/api/v1/images/:name', async (request, reply) => {
     const { name } = parseWith(NameParams, request.params, 'path');
-    await templates().remove(name);
+    await templates().remove(name, tenantOf(request));
     return reply.status(204).send();
   });
 }

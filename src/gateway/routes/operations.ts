@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { HealthStatus } from '@faas/protocol';
 import type { Platform } from '../../platform/platform.js';
+import { requireAdmin } from '../auth.js';
 import { openApiDocument } from '../openapi.js';
 
 export function operationRoutes(app: FastifyInstance, platform: Platform): void {
@@ -11,7 +12,8 @@ export function operationRoutes(app: FastifyInstance, platform: Platform): void 
     return reply.status(engine.reachable ? 200 : 503).send(body);
   });
 
-  app.get('/metrics', async (_request, reply) => {
+  app.get('/metrics', async (request, reply) => {
+    requireAdmin(request);
     const text = await platform.metrics.registry.metrics();
     return reply.header('content-type', platform.metrics.registry.contentType).send(text);
   });

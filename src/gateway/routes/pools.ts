@@ -9,6 +9,7 @@ export function poolRoutes(app: FastifyInstance, platform: Platform): void {
     const body = parseWith(PrewarmRequest, request.body);
     return platform.pools.prewarm(
       {
+        tenant: request.tenant,
         image: body.image ?? DEFAULT_IMAGE,
         workingDir: body.working_dir ?? DEFAULT_WORKING_DIR,
         memoryMb: body.memory_mb,
@@ -20,5 +21,5 @@ export function poolRoutes(app: FastifyInstance, platform: Platform): void {
     );
   });
 
-  app.get('/api/v1/pools', async () => ({ pools: platform.pools.list() }));
+  app.get('/api/v1/pools', async (request) => ({ pools: platform.pools.list(request.tenant) }));
 }
