@@ -33,6 +33,10 @@ describe('apt sources', () => {
       'http://mirror.example/debian bookworm-updates',
     ]);
     expect(debianSources({ FAAS_DEBIAN_MIRROR: 'http://other.example/debian' }, etc)).toMatchObject([{ uri: 'http://other.example/debian', suite: 'bookworm' }]);
+    // A host on another release: its Debian mirror serves bookworm too.
+    fs.writeFileSync(path.join(etc, 'sources.list.d', 'debian.sources'), 'Types: deb\nURIs: http://mirror.example/debian/\nSuites: trixie trixie-updates\nComponents: main\n');
+    fs.writeFileSync(path.join(etc, 'sources.list'), '');
+    expect(debianSources({}, etc).map((s) => `${s.uri} ${s.suite}`)).toEqual(['http://mirror.example/debian/ bookworm']);
     fs.writeFileSync(path.join(etc, 'sources.list.d', 'debian.sources'), '');
     expect(() => debianSources({}, etc)).toThrow(/no Debian "bookworm" source/);
   });

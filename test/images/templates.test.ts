@@ -173,3 +173,25 @@ describe('faas images build -f … --name … DIR / faas images rm', () => {
     }
   });
 });
+
+describe('tenants and limits', () => {
+  it("keeps one tenant's templates out of another's list and reach", async () => {
+    const { TemplateService } = await import('../../src/platform/templates.js');
+    const service = new TemplateService(docker);
+    const name = `${prefix}/owned:1`;
+    await service.build({ name, dockerfile: 'FROM faas/busybox:latest\nRUN touch /owned\n' }, undefined, 'tenant-a');
+    expect((await service.list('tenant-a')).map((i) => i.name)).toContain(name);
+    expect((await service.list('tenant-b')).map((i) => i.name)).not.toContain(name);
+    await expect(service.remove(name, 'tenant-b')).rejects.toMatchObject({ code: 'not_found' });
+    await expect(service.prepare({ name, dockerfile: 'FROM faas/busybox:latest\n' }, 'tenant-b')).rejects.toMatchObject({ code: 'conflict' });
+    await service.remove(name, 'tenant-a');
+  });
+
+  it('cancels a build that runs past its time limit', async () => {
+    const { TemplateService } = await import('../../src/platform/templates.js');
+    const service = new TemplateService(docker, { timeoutMs: 1500 });
+    const started = Date.now();
+    await expect(service.build({ name: `${prefix}/slow`, dockerfile: 'FROM faas/busybox:latest\nRUN sleep 30\n' })).rejects.toThrow(/longer than 2 s and was cancelled/);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+});

@@ -56,23 +56,31 @@ export function debianSources(env: NodeJS.ProcessEnv = process.env, etc = '/etc/
   const dir = path.join(etc, 'sources.list.d');
   if (fs.existsSync(dir)) for (const f of fs.readdirSync(dir).sort()) files.push(path.join(dir, f));
   const found: AptSource[] = [];
+  // Debian mirrors configured for another release (a trixie host, say): used for bookworm when nothing names it.
+  const otherRelease: AptSource[] = [];
+  const consider = (uri: string, suite: string, origin: string) => {
+    if (SUITES.has(suite)) found.push({ uri, suite, origin });
+    else if (/\/debian\/?$/.test(uri) && !suite.includes('-')) otherRelease.push({ uri, suite: SUITE, origin });
+    else if (/\/debian-security\/?$/.test(uri) && suite.endsWith('-security')) otherRelease.push({ uri, suite: `${SUITE}-security`, origin });
+  };
   for (const file of files) {
     const text = fs.readFileSync(file, 'utf8');
     if (file.endsWith('.sources')) {
       for (const stanza of deb822Stanzas(text)) {
         const body = stanza.split('\n').filter((l) => !l.trimStart().startsWith('#')).join('\n');
         if (/^Enabled:\s*no/im.test(body) || !field(body, 'Types').includes('deb') || !field(body, 'Components').includes('main')) continue;
-        for (const uri of field(body, 'URIs')) for (const suite of field(body, 'Suites')) if (SUITES.has(suite)) found.push({ uri, suite, origin: stanza.trim() });
+        for (const uri of field(body, 'URIs')) for (const suite of field(body, 'Suites')) consider(uri, suite, stanza.trim());
       }
     } else if (file.endsWith('.list')) {
       for (const line of text.split('\n')) {
         const words = line.replace(/#.*/, '').replace(/\[[^\]]*\]/, '').trim().split(/\s+/);
         if (words[0] !== 'deb' || words.length < 4) continue;
         const [, uri, suite, ...components] = words;
-        if (uri && suite && SUITES.has(suite) && components.includes('main')) found.push({ uri, suite, origin: line.trim() });
+        if (uri && suite && components.includes('main')) consider(uri, suite, line.trim());
       }
     }
   }
+  if (!found.some((s) => s.suite === SUITE)) found.push(...otherRelease);
   if (!found.some((s) => s.suite === SUITE)) {
     throw new Error(
       `no Debian "${SUITE}" source (component main) in apt's configuration (${files.join(', ') || `${etc} is empty`}); ` +
