@@ -14,6 +14,7 @@ const SUITES: Record<string, () => Promise<{ suite: BenchSuite }>> = {
   stream: () => import('./suites/stream.js'),
   memory: () => import('./suites/memory.js'),
   storage: () => import('./suites/storage.js'),
+  dependencies: () => import('./suites/dependencies.js'),
 };
 
 function fmt(n: number | undefined): string {
