@@ -106,6 +106,8 @@ parentPort.on('message', (m) => {
 interface Pending {
   resolve(v: unknown): void;
   reject(e: unknown): void;
+  /** The worker running the job. */
+  slot: Slot;
   /** Streamed intermediate results (split batches). */
   onPartial?: (p: unknown) => void;
 }
@@ -182,14 +184,16 @@ export class CodecPool {
       else p.resolve(m.result);
     });
     worker.on('error', (err) => {
-      // A crashed worker fails its own jobs; the pool replaces it on the next call.
+      // A crashed worker fails its own jobs only; the pool replaces it on the next call.
       for (const [seq, p] of this.pending) {
-        p.reject(err);
+        if (p.slot !== slot) continue;
         this.pending.delete(seq);
+        this.inflight--;
+        p.reject(err);
       }
       this.slots = this.slots.filter((s) => s !== slot);
       if (this.splitter === slot) this.splitter = null;
-      this.inflight = 0;
+      if (this.inflight === 0) for (const s of this.allSlots()) s.worker.unref();
     });
     worker.unref();
     if (pooled) this.slots.push(slot);
@@ -209,7 +213,9 @@ export class CodecPool {
     if (!slot) return null;
     const seq = ++this.seq;
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(seq, onPartial ? { resolve: resolve as (v: unknown) => void, reject, onPartial } : { resolve: resolve as (v: unknown) => void, reject });
+      const pending: Pending = { resolve: resolve as (v: unknown) => void, reject, slot };
+      if (onPartial) pending.onPartial = onPartial;
+      this.pending.set(seq, pending);
       slot.busy++;
       if (this.inflight++ === 0) for (const s of this.allSlots()) s.worker.ref();
       slot.worker.postMessage({ ...msg, seq }, transfer);
