@@ -11,7 +11,7 @@
  * Configuration (environment):
  * - FAAS_DEPENDENCY_CACHES: unset = npm,pip,cargo,go-mod,go-build; `off` (or `none`) = no caches; otherwise a
  *   comma-separated list of known names and extra `name:/absolute/path` entries (which may also move a known one).
- * - FAAS_SHARED_CACHES: `cache=owner-tenant,…` (empty by default).
+ * - FAAS_SHARED_CACHES: `cache=owner-tenant,…` (empty by default). Not npm: npm fails on a read-only cache.
  *
  * Sizes come from the engine's `/system/df` (measured here: 8–60 ms, against 600–700 ms for a helper container
  * running `du -sb`). Purging removes the volume when no container uses it; otherwise it is emptied through a
@@ -78,6 +78,10 @@ export function cacheConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Depend
     const [name, owner, ...rest] = item.split('=');
     if (!name || !owner || rest.length || !caches.some((c) => c.name === name) || !TENANT_RE.test(owner)) {
       throw new Error(`FAAS_SHARED_CACHES: "${item}" must be <cache>=<owner tenant> naming an enabled cache (${caches.map((c) => c.name).join(', ') || 'none enabled'})`);
+    }
+    if (name === 'npm') {
+      // Measured: npm fails on a read-only cache (EROFS writing its index and logs), even for local tarballs.
+      throw new Error('FAAS_SHARED_CACHES: npm cannot work with a read-only cache, so sharing it would break npm for every other tenant; keep npm per tenant');
     }
     shared[name] = owner;
   }

@@ -62,12 +62,13 @@ describe('configuration', () => {
   it('enables the five known caches by default, none with off, and extra ones by path', () => {
     expect(cacheConfigFromEnv({}).caches.map((c) => c.name)).toEqual(Object.keys(KNOWN_CACHES));
     expect(cacheConfigFromEnv({ FAAS_DEPENDENCY_CACHES: 'off' }).caches).toEqual([]);
-    const cfg = cacheConfigFromEnv({ FAAS_DEPENDENCY_CACHES: 'npm,gradle:/root/.gradle/caches', FAAS_SHARED_CACHES: 'npm=ci' });
+    const cfg = cacheConfigFromEnv({ FAAS_DEPENDENCY_CACHES: 'npm,gradle:/root/.gradle/caches', FAAS_SHARED_CACHES: 'gradle=ci' });
     expect(cfg.caches).toEqual([
       { name: 'npm', target: '/root/.npm' },
       { name: 'gradle', target: '/root/.gradle/caches' },
     ]);
-    expect(cfg.shared).toEqual({ npm: 'ci' });
+    expect(cfg.shared).toEqual({ gradle: 'ci' });
+    expect(() => cacheConfigFromEnv({ FAAS_SHARED_CACHES: 'npm=ci' })).toThrow(/npm cannot work with a read-only cache/);
     expect(() => cacheConfigFromEnv({ FAAS_DEPENDENCY_CACHES: 'bogus' })).toThrow(/unknown cache "bogus"/);
     expect(() => cacheConfigFromEnv({ FAAS_DEPENDENCY_CACHES: 'x:relative' })).toThrow(/absolute path/);
     expect(() => cacheConfigFromEnv({ FAAS_DEPENDENCY_CACHES: 'npm', FAAS_SHARED_CACHES: 'pip=ci' })).toThrow(/enabled cache/);
@@ -94,11 +95,14 @@ describe('sharing', () => {
   });
 
   it('shares across tenants only when opted in, read-only for the consumers', async () => {
-    const shared = new DependencyCaches(docker, cacheConfigFromEnv({ FAAS_DEPENDENCY_CACHES: 'npm', FAAS_SHARED_CACHES: `npm=${tenantA}` }));
-    expect(await shared.mountsFor(tenantB)).toEqual([{ volume: `faas-cache-${tenantA}-npm`, target: '/root/.npm', readOnly: true }]);
-    expect(await once(tenantB, 'cat /root/.npm/probe; echo x > /root/.npm/poison', shared)).toMatchObject({ code: 1, out: expect.stringMatching(/from-a\n.*Read-only file system/s) });
-    expect(await once(tenantA, 'echo owner > /root/.npm/owner && cat /root/.npm/owner', shared)).toEqual({ code: 0, out: 'owner\n' });
-    await expect(shared.purge(tenantB, 'npm')).rejects.toThrow(/only that tenant may purge/);
+    const shared = new DependencyCaches(docker, cacheConfigFromEnv({ FAAS_DEPENDENCY_CACHES: 'npm,pip', FAAS_SHARED_CACHES: `pip=${tenantA}` }));
+    expect(await shared.mountsFor(tenantB)).toEqual([
+      { volume: `faas-cache-${tenantB}-npm`, target: '/root/.npm' },
+      { volume: `faas-cache-${tenantA}-pip`, target: '/root/.cache/pip', readOnly: true },
+    ]);
+    expect(await once(tenantB, 'cat /root/.cache/pip/p; echo x > /root/.cache/pip/poison', shared)).toMatchObject({ code: 1, out: expect.stringMatching(/pip\n.*Read-only file system/s) });
+    expect(await once(tenantA, 'echo owner > /root/.cache/pip/owner && cat /root/.cache/pip/owner', shared)).toEqual({ code: 0, out: 'owner\n' });
+    await expect(shared.purge(tenantB, 'pip')).rejects.toThrow(/only that tenant may purge/);
   });
 });
 
