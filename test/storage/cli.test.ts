@@ -73,6 +73,14 @@ describe('faas storage CLI', () => {
     const cb = fs.readFileSync(cf);
     cb[50_000]! ^= 0x01;
     fs.writeFileSync(cf, cb);
+    // A chunked blob with one corrupt chunk: get fails and writes nothing (verified whole before output).
+    const gb = faas(['storage', 'get', idB, '--data-dir', dataDir]);
+    const ga = faas(['storage', 'get', idA, '--data-dir', dataDir]);
+    expect([gb.code, ga.code].some((c) => c !== 0)).toBe(true);
+    for (const r of [gb, ga]) if (r.code !== 0) {
+      expect(r.stdout.length).toBe(0);
+      expect(r.err).toMatch(/corrupt/);
+    }
     const vb = faas(['storage', 'verify', '--json', '--data-dir', dataDir]);
     expect(vb.code).toBe(1);
     expect(JSON.parse(vb.out).problems.map((p: { id: string }) => p.id)).toContain(chunk);

@@ -4,9 +4,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
+  BlobNotFoundError,
   BlobStore,
   StorageError,
   storageConfigFromEnv,
@@ -52,7 +54,8 @@ ${COMMON}`,
   get: `Usage: faas storage get ID [-o FILE] [--data-dir D]
 
 Writes the content of blob ID to stdout, verified against its id: a corrupt blob is an error (exit 1),
-never wrong data. With -o the file appears only when the whole content was verified.
+never wrong data. Blobs up to 256 MiB are verified whole before anything is written; larger ones stream,
+each chunk verified before it is written. With -o the file appears only when the whole content was verified.
 
   -o, --output F write to F instead of stdout
 ${COMMON}`,
@@ -111,6 +114,9 @@ const OPTIONS: Record<string, ParseArgsConfig['options']> = {
   verify: { repair: { type: 'boolean' }, json: { type: 'boolean' } },
   replicate: { timeout: { type: 'string' } },
 };
+
+/** `get` of blobs up to this size verifies the whole content before writing any of it. */
+const WHOLE_GET_MAX = 256 * 1024 * 1024;
 
 const POSITIONALS: Record<string, string[]> = { put: ['FILE'], get: ['ID'], stat: ['ID'], rm: ['ID'] };
 
@@ -254,6 +260,25 @@ export const command: Command = {
           return 0;
         }
         case 'get': {
+          let size = Infinity;
+          try {
+            size = (await store.stat(arg!)).size;
+          } catch (err) {
+            if (!(err instanceof BlobNotFoundError)) throw err; // not known locally: the stream path tries L2
+          }
+          if (size <= WHOLE_GET_MAX) {
+            // Verify everything before writing anything: a corrupt blob produces no output at all.
+            const data = await store.get(arg!);
+            if (typeof values.output === 'string') {
+              const tmp = `${values.output}.faas-tmp-${process.pid}`;
+              fs.writeFileSync(tmp, data);
+              fs.renameSync(tmp, values.output);
+            } else {
+              await writeStdout(Readable.from([data]));
+            }
+            return 0;
+          }
+          // Larger blobs stream: every chunk is verified before it is written, so output stops at the first bad one.
           if (typeof values.output === 'string') {
             const out = values.output;
             const tmp = `${out}.faas-tmp-${process.pid}`;
