@@ -104,6 +104,7 @@ export class Executor {
       cpuCores: req.cpu_cores,
       pidsLimit: req.pids_limit,
       network: req.network ?? 'none',
+      readOnly: req.read_only,
     };
     let sandboxId = await this.pools.take(shape);
     const pooled = sandboxId !== null;
@@ -115,7 +116,7 @@ export class Executor {
         image: shape.image,
         env: req.env ?? {},
         workingDir: shape.workingDir,
-        limits: { memoryMb: shape.memoryMb, cpuCores: shape.cpuCores, pidsLimit: shape.pidsLimit, network: shape.network },
+        limits: { memoryMb: shape.memoryMb, cpuCores: shape.cpuCores, pidsLimit: shape.pidsLimit, network: shape.network, readOnly: shape.readOnly },
         labels: { 'faas.kind': 'ephemeral', 'faas.execution': id, 'faas.tenant': tenant },
         volumes: await this.volumesFor(tenant),
       });
@@ -183,6 +184,7 @@ export class Executor {
       cpu_cores: req.cpu_cores,
       pids_limit: req.pids_limit,
       network: req.network,
+      read_only: req.read_only,
     });
     // A streaming caller learns the sandbox it keeps from the exit event, as a REST caller does from the answer.
     const relay = onEvent && ((event: StreamEvent) => onEvent(event.type === 'exit' ? { ...event, container_id: container.id } : event));

@@ -19,6 +19,7 @@ export interface PoolShape {
   cpuCores?: number | undefined;
   pidsLimit?: number | undefined;
   network: NetworkMode;
+  readOnly?: boolean | undefined;
 }
 
 export interface PoolInfo {
@@ -70,7 +71,7 @@ interface Pool {
 const GROW_WINDOW_MS = 10_000;
 
 export function poolKey(shape: PoolShape): string {
-  return JSON.stringify([shape.tenant, shape.image, shape.workingDir, shape.memoryMb ?? null, shape.cpuCores ?? null, shape.pidsLimit ?? null, shape.network]);
+  return JSON.stringify([shape.tenant, shape.image, shape.workingDir, shape.memoryMb ?? null, shape.cpuCores ?? null, shape.pidsLimit ?? null, shape.network, shape.readOnly === true]);
 }
 
 export class WarmPools {
@@ -186,7 +187,13 @@ export class WarmPools {
             image: pool.shape.image,
             env: {},
             workingDir: pool.shape.workingDir,
-            limits: { memoryMb: pool.shape.memoryMb, cpuCores: pool.shape.cpuCores, pidsLimit: pool.shape.pidsLimit, network: pool.shape.network },
+            limits: {
+              memoryMb: pool.shape.memoryMb,
+              cpuCores: pool.shape.cpuCores,
+              pidsLimit: pool.shape.pidsLimit,
+              network: pool.shape.network,
+              readOnly: pool.shape.readOnly,
+            },
             labels: { 'faas.kind': 'pool', 'faas.tenant': pool.shape.tenant },
             volumes,
           }),

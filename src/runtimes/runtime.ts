@@ -11,6 +11,8 @@ export interface SandboxLimits {
   cpuCores?: number | undefined;
   pidsLimit?: number | undefined;
   network: NetworkMode;
+  /** Read-only root filesystem, with tmpfs at /tmp and the working directory. */
+  readOnly?: boolean | undefined;
 }
 
 export interface SandboxSpec {

@@ -48,6 +48,10 @@ export const ResourceFields = {
   cpu_cores: z.number().positive().max(LIMITS.maxCpuCores).optional().describe('CPU cap in cores (fractions allowed).'),
   pids_limit: z.number().int().min(1).max(LIMITS.maxPidsLimit).optional().describe('Most processes and threads at once.'),
   network: NetworkMode.optional(),
+  read_only: z
+    .boolean()
+    .optional()
+    .describe('Read-only root filesystem; /tmp and the working directory become small writable tmpfs mounts (default false).'),
 };
 
 function exactlyOneCommand(body: { command?: string | undefined; argv?: string[] | undefined }): boolean {
@@ -61,6 +65,9 @@ export const ExecuteRequest = z
     ...ResourceFields,
     image: imageField.optional(),
     mode: ExecutionMode.optional().describe('Default `ephemeral`.'),
+    cache_ttl_s: z.number().int().min(1).max(30 * 24 * 3600).optional().describe('Cached mode: how long the result stays (default FAAS_CACHE_TTL_S, 3600).'),
+    cache_failures: z.boolean().optional().describe('Cached mode: also cache non-zero exits, timeouts and OOM kills (default false).'),
+    checkpoint: z.string().min(1).max(128).optional().describe('Snapshot id to start from (cached and checkpointed modes).'),
   })
   .refine(exactlyOneCommand, oneCommandIssue);
 export type ExecuteRequest = z.infer<typeof ExecuteRequest>;
@@ -78,6 +85,9 @@ export const ExecuteResult = z.object({
   timed_out: z.boolean(),
   oom_killed: z.boolean(),
   container_id: z.string().optional().describe('The sandbox it ran in, for persistent mode.'),
+  cached: z.boolean().optional().describe('Cached mode: true when the answer came from the cache (nothing ran).'),
+  cache_key: z.string().optional().describe('Cached mode: the key of the result (for DELETE /api/v1/cache/{key}).'),
+  snapshot_id: z.string().optional().describe('Checkpointed mode: the snapshot taken when the command finished.'),
 });
 export type ExecuteResult = z.infer<typeof ExecuteResult>;
 
@@ -100,6 +110,7 @@ export const CreateContainerRequest = z
       .max(LIMITS.maxIdleTimeoutS)
       .optional()
       .describe('Stop the sandbox after this long without activity; 0 never stops it (default 0).'),
+    checkpoint: z.string().min(1).max(128).optional().describe('Snapshot id whose files the sandbox starts with.'),
   })
   .refine((b) => !(b.command !== undefined && b.argv !== undefined), { message: 'give `command` or `argv`, not both', path: ['command'] });
 export type CreateContainerRequest = z.infer<typeof CreateContainerRequest>;
@@ -109,6 +120,7 @@ export const Limits = z.object({
   cpu_cores: z.number().nullable(),
   pids_limit: z.number().nullable(),
   network: NetworkMode,
+  read_only: z.boolean().optional(),
 });
 export type Limits = z.infer<typeof Limits>;
 

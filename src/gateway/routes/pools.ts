@@ -16,6 +16,7 @@ export function poolRoutes(app: FastifyInstance, platform: Platform): void {
         cpuCores: body.cpu_cores,
         pidsLimit: body.pids_limit,
         network: body.network ?? 'none',
+        readOnly: body.read_only,
       },
       body.count,
     );

@@ -25,6 +25,8 @@ export interface DockerRuntimeOptions {
   pullTimeoutMs?: number;
 }
 
+export const BRIDGE_NETWORK = 'faas-isolated';
+
 interface LiveSandbox {
   agent: AgentClient | null;
   events: EventEmitter;
@@ -34,6 +36,7 @@ export class DockerRuntime implements Runtime {
   readonly name = 'docker';
   readonly docker: Docker;
   private readonly live = new Map<string, LiveSandbox>();
+  private bridgeReady: Promise<void> | undefined;
 
   constructor(private readonly opts: DockerRuntimeOptions) {
     this.docker = new Docker({ socketPath: opts.socketPath, timeout: 120_000 });
@@ -87,6 +90,33 @@ export class DockerRuntime implements Runtime {
     }
   }
 
+  /**
+   * The network for sandboxes with `network: bridge`: a bridge with inter-container traffic disabled, so a sandbox
+   * reaches the outside but not its neighbours. Created once, shared by the gateways of this engine.
+   */
+  private ensureBridgeNetwork(): Promise<void> {
+    this.bridgeReady ??= (async () => {
+      const existing = await this.docker.listNetworks({ filters: { name: [BRIDGE_NETWORK] } });
+      if (existing.some((n) => n.Name === BRIDGE_NETWORK)) return;
+      try {
+        await this.docker.createNetwork({
+          Name: BRIDGE_NETWORK,
+          Driver: 'bridge',
+          CheckDuplicate: true,
+          Options: { 'com.docker.network.bridge.enable_icc': 'false' },
+          Labels: { [LABELS.managed]: 'true' },
+        });
+      } catch (err) {
+        // Another gateway may have created it at the same moment.
+        if ((err as { statusCode?: number }).statusCode !== 409) throw engineError(err, this.where, `creating the ${BRIDGE_NETWORK} network`);
+      }
+    })().catch((err: unknown) => {
+      this.bridgeReady = undefined;
+      throw err;
+    });
+    return this.bridgeReady;
+  }
+
   private hostRunDir(id: string): string {
     return path.join(this.opts.runRoot, id);
   }
@@ -94,10 +124,12 @@ export class DockerRuntime implements Runtime {
   async create(spec: SandboxSpec): Promise<SandboxInfo> {
     const runDir = this.hostRunDir(spec.id);
     fs.mkdirSync(runDir, { recursive: true, mode: 0o700 });
+    if (spec.limits.network === 'bridge') await this.ensureBridgeNetwork();
     const options = buildContainerOptions(spec, {
       agentPath: this.opts.agentPath,
       hostRunDir: runDir,
       instanceId: this.opts.instanceId,
+      bridgeNetwork: BRIDGE_NETWORK,
     });
     let container: Docker.Container | null = null;
     try {
