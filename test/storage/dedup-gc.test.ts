@@ -185,6 +185,31 @@ describe('garbage collection', () => {
     expect(kept.length).toBeGreaterThanOrEqual(45);
   });
 
+  it('two stores on one data dir (two processes): puts with refs in one, gc --grace 0 in the other', async () => {
+    const dir = tmpDir();
+    const a = await open(dir);
+    const b = await open(dir);
+    const datas = Array.from({ length: 12 }, (_, i) => (i % 2 ? prng(1_300_000, 500 + i) : textLike(90_000, 600 + i)));
+    let stop = false;
+    const gcLoop = (async () => {
+      while (!stop) {
+        await b.gc({ graceMs: 0 });
+        await new Promise((r) => setTimeout(r, 1));
+      }
+    })();
+    const ids: string[] = [];
+    for (let round = 0; round < 2; round++) {
+      for (const [i, d] of datas.entries()) ids[i] = (await a.put(d, { ref: `snap:${i}` })).id;
+    }
+    stop = true;
+    await gcLoop;
+    for (const [i, d] of datas.entries()) {
+      expect((await a.get(ids[i]!)).equals(d)).toBe(true);
+      expect((await b.get(ids[i]!)).equals(d)).toBe(true);
+    }
+    expect((await b.verify()).problems).toEqual([]);
+  });
+
   it('with a grace period, unreferenced blobs put concurrently with gc all survive', async () => {
     const s = await open();
     const datas = Array.from({ length: 20 }, (_, i) => prng(200_000 + i, 300 + i));
