@@ -9,13 +9,20 @@
 import type { FastifyInstance } from 'fastify';
 import { type StreamCommand, type StreamEvent, StreamCommand as StreamCommandSchema } from '@faas/protocol';
 import type { WebSocket } from 'ws';
+import { z } from 'zod';
 import { FaasError, errorMessage } from '../errors.js';
 import type { Platform } from '../platform/platform.js';
 import { shellArgv } from '../platform/sandboxes.js';
-import { validationError } from './errors.js';
+import { parseWith, validationError } from './errors.js';
 import { IdParams } from './routes/containers.js';
 
 export const CLOSE_TOO_SLOW = 1013;
+
+/** `?since=<seq>` replays the events after that one (from the sandbox's recent history) before the live ones. */
+const StreamQuery = z.object({
+  since: z.coerce.number().int().min(0).optional(),
+  api_key: z.string().optional(),
+});
 /** How long a client may stay past the bound, and how far past it it may ever get. */
 const SLOW_GRACE_MS = 2000;
 const SLOW_HARD_FACTOR = 4;
@@ -30,6 +37,7 @@ export function streamRoutes(app: FastifyInstance, platform: Platform): void {
       // Answered before the upgrade, so an unknown id is a plain 404 JSON answer.
       preValidation: async (request) => {
         sandboxes.get(request.tenant, IdParams.parse(request.params).id);
+        parseWith(StreamQuery, request.query, 'query');
       },
     },
     (socket: WebSocket, request) => {
@@ -60,7 +68,8 @@ export function streamRoutes(app: FastifyInstance, platform: Platform): void {
           ...(execId ? { exec_id: execId } : {}),
         });
 
-      const unwatch = sandboxes.watch(id, send);
+      const { since } = parseWith(StreamQuery, request.query, 'query');
+      const unwatch = sandboxes.watch(id, send, since);
       const unClosed = sandboxes.onClosed(id, () => socket.close(1000, `sandbox ${id} is gone`));
       const heartbeat = setInterval(() => send({ type: 'heartbeat', ts: new Date().toISOString() }), config.heartbeatMs);
 

@@ -51,9 +51,23 @@ interface LiveState {
   watchers: number;
   /** The sandbox is being stopped or deleted on purpose: an agent going away is expected. */
   stopping: boolean;
+  /** Sequence number of the last event, and the recent events kept for replay (`since`). */
+  seq: number;
+  history: StreamEvent[];
+  historyBytes: number;
+}
+
+/** Recent events kept per sandbox for clients that reconnect with `since`: at most this many, and this many bytes. */
+export const REPLAY_MAX_EVENTS = 10_000;
+export const REPLAY_MAX_BYTES = 8 * 1024 * 1024;
+
+function eventBytes(event: StreamEvent): number {
+  return 64 + ('data' in event && typeof event.data === 'string' ? event.data.length : 0);
 }
 
 const ACTIVITY_WRITE_INTERVAL_MS = 1000;
+/** Lifecycle events shown with a sandbox (the most recent ones). */
+const LIFECYCLE_SHOWN = 50;
 
 export function shellArgv(command: string): string[] {
   return ['/bin/sh', '-c', command];
@@ -79,7 +93,7 @@ export class SandboxService {
   private state(id: string): LiveState {
     let s = this.live.get(id);
     if (!s) {
-      s = { hub: new EventEmitter(), execs: new Map(), byAgentId: new Map(), watchers: 0, stopping: false };
+      s = { hub: new EventEmitter(), execs: new Map(), byAgentId: new Map(), watchers: 0, stopping: false, seq: 0, history: [], historyBytes: 0 };
       s.hub.setMaxListeners(0);
       this.live.set(id, s);
       this.wireRuntimeEvents(id, s);
@@ -98,8 +112,26 @@ export class SandboxService {
     return next;
   }
 
+  /**
+   * Records a lifecycle event of the sandbox (created, stopped and why, resumed, exec killed by its timeout or the
+   * OOM killer, lost, deleted) and tells its watchers, as a `custom` event named `lifecycle`.
+   */
+  private lifecycle(id: string, event: string, detail: Record<string, unknown> = {}): void {
+    if (!this.closed) this.store.recordLifecycle(id, event, detail, nowIso());
+    this.publish(id, { type: 'custom', name: 'lifecycle', data: { event, ...detail } });
+  }
+
+  /** Numbers the event, keeps it for replay, and hands it to every watcher. */
   private publish(id: string, event: StreamEvent): void {
-    this.live.get(id)?.hub.emit('event', event);
+    const s = this.live.get(id);
+    if (!s) return;
+    const numbered = { ...event, seq: ++s.seq } as StreamEvent;
+    s.history.push(numbered);
+    s.historyBytes += eventBytes(numbered);
+    while (s.history.length > REPLAY_MAX_EVENTS || s.historyBytes > REPLAY_MAX_BYTES) {
+      s.historyBytes -= eventBytes(s.history.shift()!);
+    }
+    s.hub.emit('event', numbered);
   }
 
   /** Turns what the agent reports into protocol events for the sandbox's watchers. */
@@ -131,7 +163,7 @@ export class SandboxService {
     if (info?.running) return;
     const reason = info?.oomKilled ? 'oom' : info ? 'engine' : 'vanished';
     this.store.setSandboxStatus(id, info ? 'stopped' : 'lost', reason);
-    this.publish(id, { type: 'custom', name: 'lifecycle', data: { status: info ? 'stopped' : 'lost', reason } });
+    this.lifecycle(id, info ? 'stopped' : 'lost', { reason });
   }
 
   async create(tenant: string, ask: CreateContainerRequest): Promise<Container> {
@@ -185,6 +217,7 @@ export class SandboxService {
     }
     // Recorded only once it exists: a crash before this leaves an unrecorded container, which reconcile removes.
     this.store.insertSandbox(record);
+    this.lifecycle(id, 'created', { image });
     this.refreshGauge();
     await this.startMainCommand(record);
     return toContainer(record);
@@ -200,7 +233,7 @@ export class SandboxService {
   get(tenant: string, id: string): Container {
     const record = this.record(id);
     if (record.tenantId !== tenant) throw notFound('sandbox', id);
-    return toContainer(record);
+    return { ...toContainer(record), lifecycle: this.store.lifecycleOf(id, LIFECYCLE_SHOWN) };
   }
 
   private record(id: string): SandboxRecord {
@@ -280,6 +313,11 @@ export class SandboxService {
       outputCapBytes,
       onEvent: publish,
     })
+      .then((outcome) => {
+        if (outcome.timedOut) this.lifecycle(id, 'exec_timed_out', { exec_id: execId, timeout_ms: spec.timeoutMs });
+        else if (outcome.oomKilled) this.lifecycle(id, 'exec_oom_killed', { exec_id: execId });
+        return outcome;
+      })
       .catch((err: unknown) => {
         const current = this.store.getSandbox(id);
         const why = current && current.status !== 'running' ? `sandbox ${id} was ${current.status === 'lost' ? 'lost' : 'stopped'} while exec ${execId} ran` : errorMessage(err);
@@ -360,9 +398,22 @@ export class SandboxService {
   }
 
   /** Lets a watcher receive every event of the sandbox; returns the function that stops it. */
-  watch(id: string, listener: Listener): () => void {
+  watch(id: string, listener: Listener, since?: number): () => void {
     this.record(id);
     const s = this.state(id);
+    if (since !== undefined) {
+      // Replay and subscribe in one synchronous step, so no event falls between them.
+      const seqOf = (e: StreamEvent) => ('seq' in e ? (e.seq ?? 0) : 0);
+      const oldest = s.history[0] ? seqOf(s.history[0]) : s.seq + 1;
+      if (since + 1 < oldest && since < s.seq) {
+        listener({
+          type: 'error',
+          code: 'replay_gap',
+          message: `events ${since + 1} to ${oldest - 1} of sandbox ${id} are no longer kept (the last ${REPLAY_MAX_EVENTS} events or ${REPLAY_MAX_BYTES} bytes are); replaying from ${oldest}`,
+        });
+      }
+      for (const event of s.history) if (seqOf(event) > since) listener(event);
+    }
     s.hub.on('event', listener);
     s.watchers++;
     this.touch(id);
@@ -388,7 +439,7 @@ export class SandboxService {
         s.stopping = false;
       }
       this.store.setSandboxStatus(id, 'stopped', reason);
-      this.publish(id, { type: 'custom', name: 'lifecycle', data: { status: 'stopped', reason } });
+      this.lifecycle(id, 'stopped', { reason });
       this.refreshGauge();
       return toContainer(this.record(id));
     });
@@ -403,7 +454,7 @@ export class SandboxService {
       await this.runtime.resume(id);
       this.store.setSandboxStatus(id, 'running', null);
       this.touch(id);
-      this.publish(id, { type: 'custom', name: 'lifecycle', data: { status: 'running' } });
+      this.lifecycle(id, 'resumed');
       this.refreshGauge();
       await this.startMainCommand({ ...record, status: 'running' });
       return toContainer(this.record(id));
@@ -419,7 +470,7 @@ export class SandboxService {
       this.store.markSandboxDeleted(id);
       this.lastActive.delete(id);
       this.lastWritten.delete(id);
-      this.publish(id, { type: 'custom', name: 'lifecycle', data: { status: 'deleted' } });
+      this.lifecycle(id, 'deleted');
       s.hub.emit('closed');
       s.hub.removeAllListeners();
       this.live.delete(id);
@@ -467,6 +518,7 @@ export class SandboxService {
       if (!container) {
         if (record.status !== 'lost') {
           this.store.setSandboxStatus(record.id, 'lost', 'vanished');
+          this.lifecycle(record.id, 'lost', { reason: 'vanished' });
           result.lost.push(record.id);
         }
         continue;
@@ -484,6 +536,7 @@ export class SandboxService {
         }
       } else if (record.status === 'running') {
         this.store.setSandboxStatus(record.id, 'stopped', 'engine');
+        this.lifecycle(record.id, 'stopped', { reason: 'engine' });
         result.stopped.push(record.id);
       }
     }

@@ -65,6 +65,14 @@ function migrate(db: Db): void {
       ended_at TEXT
     );
     CREATE INDEX IF NOT EXISTS platform_executions_status ON platform_executions(status);
+    CREATE TABLE IF NOT EXISTS platform_sandbox_events (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      sandbox_id TEXT NOT NULL,
+      at TEXT NOT NULL,
+      event TEXT NOT NULL,
+      detail TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS platform_sandbox_events_sandbox ON platform_sandbox_events(sandbox_id, seq);
   `);
   // Tables made before tenancy get the column, their rows belonging to the default tenant.
   for (const table of ['platform_sandboxes', 'platform_executions']) {
@@ -205,6 +213,20 @@ export class PlatformStore {
       startedAt: row.started_at,
       endedAt: row.ended_at,
     };
+  }
+
+  recordLifecycle(sandboxId: string, event: string, detail: Record<string, unknown>, at: string): void {
+    this.stmt('INSERT INTO platform_sandbox_events (sandbox_id, at, event, detail) VALUES (?, ?, ?, ?)').run(sandboxId, at, event, JSON.stringify(detail));
+  }
+
+  /** The most recent lifecycle events of a sandbox, oldest first. */
+  lifecycleOf(sandboxId: string, limit: number): Array<{ at: string; event: string; detail: Record<string, unknown> }> {
+    const rows = this.stmt('SELECT at, event, detail FROM platform_sandbox_events WHERE sandbox_id = ? ORDER BY seq DESC LIMIT ?').all(sandboxId, limit) as Array<{
+      at: string;
+      event: string;
+      detail: string;
+    }>;
+    return rows.reverse().map((r) => ({ at: r.at, event: r.event, detail: JSON.parse(r.detail) as Record<string, unknown> }));
   }
 
   /** Executions that were running when the gateway died: recorded as failed, never silently lost. */

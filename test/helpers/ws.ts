@@ -22,8 +22,8 @@ export class TestStream {
     });
   }
 
-  static open(baseUrl: string, sandboxId: string): Promise<TestStream> {
-    const ws = new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/api/v1/containers/${sandboxId}/stream`);
+  static open(baseUrl: string, sandboxId: string, query = ''): Promise<TestStream> {
+    const ws = new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/api/v1/containers/${sandboxId}/stream${query}`);
     return new Promise((resolve, reject) => {
       ws.once('open', () => resolve(new TestStream(ws)));
       ws.once('error', reject);

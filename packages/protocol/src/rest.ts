@@ -136,6 +136,10 @@ export const Container = z.object({
   created_at: z.string().describe('ISO 8601.'),
   last_active_at: z.string().describe('ISO 8601.'),
   stopped_reason: z.string().nullable().describe('Why it stopped: `request`, `idle`, `engine` (it died), or null.'),
+  lifecycle: z
+    .array(z.object({ at: z.string(), event: z.string(), detail: z.record(z.string(), z.unknown()) }))
+    .optional()
+    .describe('Recent lifecycle events (created, stopped with reason, resumed, exec_timed_out, exec_oom_killed, lost), on GET of one sandbox.'),
 });
 export type Container = z.infer<typeof Container>;
 

@@ -6,12 +6,14 @@ import { z } from 'zod';
 import { LIMITS } from './limits.js';
 
 const execId = z.string().min(1).max(128);
+/** Position of the event in its sandbox's stream; reconnect with `?since=<seq>` to replay what came after it. */
+const seq = z.number().int().nonnegative().optional();
 
 export const FILE_EVENT_KINDS = ['created', 'modified', 'deleted', 'renamed'] as const;
 export const PROCESS_EVENT_KINDS = ['started', 'exited'] as const;
 
-export const StdoutEvent = z.object({ type: z.literal('stdout'), data: z.string(), exec_id: execId.optional() });
-export const StderrEvent = z.object({ type: z.literal('stderr'), data: z.string(), exec_id: execId.optional() });
+export const StdoutEvent = z.object({ type: z.literal('stdout'), data: z.string(), exec_id: execId.optional(), seq });
+export const StderrEvent = z.object({ type: z.literal('stderr'), data: z.string(), exec_id: execId.optional(), seq });
 export const ExitEvent = z.object({
   type: z.literal('exit'),
   code: z.number().int().describe('Exit status; 128+N when killed by signal N.'),
@@ -20,6 +22,7 @@ export const ExitEvent = z.object({
   timed_out: z.boolean().optional(),
   oom_killed: z.boolean().optional(),
   container_id: z.string().optional().describe('The sandbox kept by a streamed persistent execute.'),
+  seq,
 });
 export const FileEvent = z.object({
   type: z.literal('file_event'),
@@ -27,6 +30,7 @@ export const FileEvent = z.object({
   event: z.enum(FILE_EVENT_KINDS),
   /** For `renamed`: the path it had before, when the rename stayed inside the watched tree. */
   from: z.string().optional(),
+  seq,
 });
 export const ProcessEvent = z.object({
   type: z.literal('process_event'),
@@ -34,14 +38,16 @@ export const ProcessEvent = z.object({
   command: z.string(),
   event: z.enum(PROCESS_EVENT_KINDS),
   exec_id: execId.optional(),
+  seq,
 });
-export const CustomEvent = z.object({ type: z.literal('custom'), name: z.string(), data: z.unknown() });
+export const CustomEvent = z.object({ type: z.literal('custom'), name: z.string(), data: z.unknown(), seq });
 export const HeartbeatEvent = z.object({ type: z.literal('heartbeat'), ts: z.string().optional() });
 export const ErrorEvent = z.object({
   type: z.literal('error'),
   message: z.string(),
   code: z.string().optional(),
   exec_id: execId.optional(),
+  seq,
 });
 
 export const StreamEvent = z.discriminatedUnion('type', [
