@@ -1225,7 +1225,7 @@ export class BlobStore {
    * Re-hashes every blob in L1 and checks every manifest's chunks exist. With `repair`, corrupt L1 files are
    * moved to `<data-dir>/blobs-quarantine/` (they are re-fetched from L2 on the next read when replicated).
    */
-  async verify(opts: { repair?: boolean; onProgress?: (checked: number, total: number) => void } = {}): Promise<VerifyReport> {
+  async verify(opts: { repair?: boolean; l2?: boolean; onProgress?: (checked: number, total: number) => void } = {}): Promise<VerifyReport> {
     this.check();
     const rows = this.st('SELECT id, kind, size, in_l1, in_l2, stored_size FROM storage_blobs WHERE state = ? ORDER BY id').all(OK) as BlobRow[];
     const report: VerifyReport = { checked: 0, bytes: 0, ok: 0, problems: [] };
@@ -1255,17 +1255,43 @@ export class BlobStore {
           bad = { id: r.id, problem: 'missing-chunk', detail: `${missing.length} of ${chunks.length} chunks missing (first: #${missing[0]!.seq + 1} ${missing[0]!.chunk_id})` };
         }
       }
+      const l2bad = opts.l2 && this.s3 && r.in_l2 ? await this.verifyL2(r, !bad && r.in_l1 === 1 && !!opts.repair) : null;
       report.checked++;
+      opts.onProgress?.(report.checked, rows.length);
+      if (l2bad) report.problems.push(l2bad);
       if (!bad) {
-        report.ok++;
+        if (!l2bad) report.ok++;
         return;
       }
-      if (opts.repair && bad.problem === 'corrupt') bad.repaired = this.quarantine(r.id, r.in_l2 === 1);
+      if (opts.repair && bad.problem === 'corrupt') bad.repaired = this.quarantine(r.id, r.in_l2 === 1 && !l2bad);
       report.problems.push(bad);
-      opts.onProgress?.(report.checked, rows.length);
     });
     report.problems.sort((a, b) => a.id.localeCompare(b.id));
     return report;
+  }
+
+  /** Downloads and verifies the L2 copy; with `reupload`, a bad copy is replaced from the (good) L1 file. */
+  private async verifyL2(r: BlobRow, reupload: boolean): Promise<VerifyProblem | null> {
+    const where = `L2 object at ${this.s3!.where}`;
+    let problem: VerifyProblem | null = null;
+    try {
+      const bytes = await this.s3!.get(r.id);
+      if (!bytes) problem = { id: r.id, problem: 'missing', detail: `${where} is missing` };
+      else core().decode(bytes, r.id);
+    } catch (err) {
+      if ((err as CoreError).code !== 'CORRUPT') throw err;
+      problem = { id: r.id, problem: 'corrupt', detail: `${where}: ${(err as Error).message}` };
+    }
+    if (problem && reupload) {
+      const now = Date.now();
+      this.db.transaction(() => {
+        this.st('UPDATE storage_blobs SET in_l2 = 0 WHERE id = ?').run(r.id);
+        this.st("INSERT OR IGNORE INTO storage_replication (blob_id, op, next_attempt_at, enqueued_at) VALUES (?, 'put', ?, ?)").run(r.id, now, now);
+      })();
+      this.replicator?.notify();
+      problem.repaired = 're-queued for upload from the verified L1 copy';
+    }
+    return problem;
   }
 
   private quarantine(id: string, inL2: boolean): string {

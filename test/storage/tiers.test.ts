@@ -210,3 +210,25 @@ describe('faas storage replicate (CLI, in-process) with L2 from the environment'
     }
   });
 });
+
+describe('verify --l2', () => {
+  it('finds a corrupt L2 copy and, with repair, re-uploads it from L1', async () => {
+    const s = await BlobStore.open({ dataDir: tmpDir(), logger: silentLogger, s3: s3.tierConfig('verify-l2/'), replication: fastRetry });
+    stores.push(s);
+    const data = prng(400_000, 88);
+    const { id } = await s.put(data);
+    await s.flushReplication(30_000);
+    expect((await s.verify({ l2: true })).problems).toEqual([]);
+    const f = s3.objectFile(blobKey('verify-l2/', id));
+    const b = fs.readFileSync(f);
+    b[1000]! ^= 0x10;
+    fs.writeFileSync(f, b);
+    expect((await s.verify()).problems).toEqual([]); // L1 only: fine
+    const rep = await s.verify({ l2: true, repair: true });
+    expect(rep.problems).toHaveLength(1);
+    expect(rep.problems[0]).toMatchObject({ id, problem: 'corrupt' });
+    expect(rep.problems[0]!.repaired).toMatch(/re-queued/);
+    await s.flushReplication(30_000);
+    expect((await s.verify({ l2: true })).problems).toEqual([]);
+  });
+});

@@ -88,11 +88,13 @@ older than the grace period. Safe while other processes put blobs.
   --dry-run      only count
   --json         machine-readable output
 ${COMMON}`,
-  verify: `Usage: faas storage verify [--repair] [--json] [--data-dir D]
+  verify: `Usage: faas storage verify [--repair] [--l2] [--json] [--data-dir D]
 
 Re-hashes every blob in L1 and checks each chunked blob's chunks exist. Prints each problem; exits 1 if any.
 
-  --repair       move corrupt files to <data-dir>/blobs-quarantine (re-fetched from L2 when replicated)
+  --l2           also download and verify every L2 copy
+  --repair       move corrupt files to <data-dir>/blobs-quarantine (re-fetched from L2 when replicated);
+                 with --l2, re-upload bad L2 copies from good L1 files
   --json         machine-readable output
 ${COMMON}`,
   replicate: `Usage: faas storage replicate [--timeout DUR] [--data-dir D]
@@ -111,7 +113,7 @@ const OPTIONS: Record<string, ParseArgsConfig['options']> = {
   rm: { force: { type: 'boolean' } },
   stats: { json: { type: 'boolean' } },
   gc: { grace: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } },
-  verify: { repair: { type: 'boolean' }, json: { type: 'boolean' } },
+  verify: { repair: { type: 'boolean' }, l2: { type: 'boolean' }, json: { type: 'boolean' } },
   replicate: { timeout: { type: 'string' } },
 };
 
@@ -338,7 +340,8 @@ export const command: Command = {
           return 0;
         }
         case 'verify': {
-          const r = await store.verify({ repair: !!values.repair });
+          if (values.l2 && !store.s3) throw new CliError('verify --l2: no L2 configured; set FAAS_OBJECT_STORE_URL=s3://bucket[/prefix]');
+          const r = await store.verify({ repair: !!values.repair, l2: !!values.l2 });
           if (values.json) console.log(JSON.stringify(r, null, 2));
           else {
             for (const p of r.problems) console.log(`${p.problem.toUpperCase()} ${p.id}: ${p.detail}${p.repaired ? ` (${p.repaired})` : ''}`);
