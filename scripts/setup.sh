@@ -30,7 +30,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq </dev/null >"$STATE_DIR/apt-update.log" 2>&1 || { cat "$STATE_DIR/apt-update.log" >&2; exit 1; }
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >"$STATE_DIR/apt-install.log" 2>&1 \
+  apt-get install -y -qq "${missing[@]}" </dev/null >"$STATE_DIR/apt-install.log" 2>&1 \
     || { tail -n 40 "$STATE_DIR/apt-install.log" >&2; exit 1; }
 fi
 
