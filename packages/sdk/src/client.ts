@@ -4,6 +4,10 @@ import { FaasError, ValidationError, errorFromWire } from './errors.js';
 import { Transport, networkFailure, type Method } from './http.js';
 import { NdjsonDecoder, toStreamEvent } from './ndjson.js';
 import { SandboxStream, type StreamOptions } from './stream.js';
+import { Caches } from './caches.js';
+import { Images } from './images.js';
+import { Pools } from './pools.js';
+import { Tenants } from './tenants.js';
 import {
   createRequestToWire,
   execRequestToWire,
@@ -17,6 +21,7 @@ import {
   type ExecOptions,
   type ExecuteOptions,
   type ExecutionResult,
+  type LifecycleEvent,
   type OutputCallbacks,
   type SandboxInfo,
   type SandboxLimits,
@@ -57,6 +62,8 @@ export class Sandbox implements SandboxInfo {
   createdAt!: string;
   lastActiveAt!: string;
   stoppedReason!: string | null;
+  /** Recent lifecycle events: filled by `containers.get(id)` and `refresh()`, absent from lists. */
+  lifecycle?: LifecycleEvent[];
 
   constructor(
     private readonly client: FaasClient,
@@ -102,6 +109,7 @@ export class Sandbox implements SandboxInfo {
       createdAt: this.createdAt,
       lastActiveAt: this.lastActiveAt,
       stoppedReason: this.stoppedReason,
+      ...(this.lifecycle !== undefined ? { lifecycle: this.lifecycle } : {}),
     };
   }
 
@@ -166,6 +174,14 @@ function path(id: string): string {
 export class FaasClient {
   readonly baseUrl: string;
   readonly containers: Containers;
+  /** Warm pools (`prewarm`, `list`). */
+  readonly pools: Pools;
+  /** Tenants, API keys and quotas (admin key only). */
+  readonly tenants: Tenants;
+  /** Images and user templates (`build`, `list`, `delete`). */
+  readonly images: Images;
+  /** Shared dependency caches (`list`, `purge`). */
+  readonly caches: Caches;
   private readonly transport: Transport;
 
   constructor(options: FaasClientOptions = {}) {
@@ -192,6 +208,10 @@ export class FaasClient {
     });
     this.baseUrl = this.transport.baseUrl;
     this.containers = new Containers(this, this.transport);
+    this.pools = new Pools(this.transport);
+    this.tenants = new Tenants(this.transport);
+    this.images = new Images(this.transport);
+    this.caches = new Caches(this.transport);
   }
 
   /**

@@ -3,12 +3,12 @@
  *
  * Retry policy (exponential backoff, `retryBaseMs * 2^n`, at most 5 s between attempts, `retries` extra attempts):
  * - any method, when the connection was refused (nothing was sent, so nothing can have happened);
- * - GET and DELETE (idempotent) also on other network errors and on 502/503/504 answers.
+ * - GET, PUT and DELETE (idempotent) also on other network errors and on 502/503/504 answers.
  * Nothing else is retried: a POST that may have reached the gateway is never sent twice.
  */
 import { ConnectionError, FaasError, TimeoutError, errorFromWire } from './errors.js';
 
-export type Method = 'GET' | 'POST' | 'DELETE';
+export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
 export interface TransportOptions {
   baseUrl: string;
@@ -27,7 +27,7 @@ export interface RequestOptions {
   accept?: string;
 }
 
-const IDEMPOTENT: ReadonlySet<Method> = new Set(['GET', 'DELETE']);
+const IDEMPOTENT: ReadonlySet<Method> = new Set(['GET', 'PUT', 'DELETE']);
 const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([502, 503, 504]);
 const MAX_BACKOFF_MS = 5_000;
 

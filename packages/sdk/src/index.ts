@@ -4,6 +4,24 @@
  */
 export { FaasClient, Containers, Sandbox, DEFAULT_BASE_URL, DEFAULT_TIMEOUT_MS, type FaasClientOptions } from './client.js';
 export { SandboxStream, DEFAULT_MAX_BUFFERED_EVENTS, type StreamOptions } from './stream.js';
+export { Pools } from './pools.js';
+export { Tenants } from './tenants.js';
+export { Images, DEFAULT_BUILD_TIMEOUT_MS, type BuildCallbacks } from './images.js';
+export { Caches } from './caches.js';
+export {
+  ADMIN_OPTION_TO_WIRE,
+  type PrewarmOptions,
+  type PoolInfo,
+  type TenantQuotas,
+  type CreateTenantOptions,
+  type Tenant,
+  type ApiKeyInfo,
+  type CreatedApiKey,
+  type BuildImageOptions,
+  type ImageInfo,
+  type CacheInfo,
+  type CachePurgeResult,
+} from './wire-admin.js';
 export {
   FaasError,
   ValidationError,
@@ -38,6 +56,7 @@ export {
   type ExecutionResult,
   type SandboxInfo,
   type SandboxLimits,
+  type LifecycleEvent,
 } from './wire.js';
 export { NdjsonDecoder, toStreamEvent } from './ndjson.js';
 export type {

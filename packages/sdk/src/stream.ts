@@ -6,14 +6,14 @@
  *   by throwing a `ConnectionError` with code `stream_overflow`: events are never dropped silently.
  * - When the connection drops (anything but a close with code 1000 or `close()`), the iterator throws a
  *   `ConnectionError` after the events received before the drop. There is no automatic reconnect: call
- *   `client.stream(id)` again.
+ *   `client.stream(id, { since: old.lastSeq })` to replay what was missed (from the gateway's bounded history).
  * - `close()` ends the iterator normally. Leaving a `for await` loop early (`break`) does NOT close the stream, so
  *   it can be iterated again; call `close()` when done.
  */
 import { randomUUID } from 'node:crypto';
 import { StreamCommand, type StreamEvent } from '@faas/protocol';
 import WebSocket from 'ws';
-import { ConnectionError, FaasError, TimeoutError, errorFromWire } from './errors.js';
+import { ConnectionError, FaasError, TimeoutError, ValidationError, errorFromWire } from './errors.js';
 import type { Transport } from './http.js';
 import { networkFailure } from './http.js';
 import { toStreamEvent } from './ndjson.js';
@@ -31,6 +31,12 @@ export interface StreamOptions {
    * connections. Default: off. Set it above the gateway's heartbeat interval.
    */
   idleTimeoutMs?: number;
+  /**
+   * Replay the sandbox's events after this sequence number (e.g. `lastSeq` of a dropped stream) before the live
+   * ones. When the gateway's history no longer reaches back that far it sends an `error` event with code
+   * `replay_gap` first.
+   */
+  since?: number;
 }
 
 /**
@@ -55,6 +61,7 @@ export class SandboxStream implements AsyncIterable<StreamEvent> {
   private idleTimer: NodeJS.Timeout | undefined;
   private readonly closed: Promise<void>;
   private readonly execWatchers = new Map<string, { resolve(): void; reject(err: FaasError): void }>();
+  private seq: number | undefined;
 
   private constructor(
     private readonly ws: WebSocket,
@@ -76,7 +83,12 @@ export class SandboxStream implements AsyncIterable<StreamEvent> {
 
   /** Opens the WebSocket; rejects with a typed error when the gateway refuses (e.g. `NotFoundError`). */
   static async open(transport: Transport, containerId: string, options: StreamOptions = {}): Promise<SandboxStream> {
-    const url = transport.url(`/containers/${encodeURIComponent(containerId)}/stream`).replace(/^http/, 'ws');
+    const since = options.since;
+    if (since !== undefined && (!Number.isInteger(since) || since < 0)) {
+      throw new ValidationError('validation_error', 'invalid stream option `since`: must be a non-negative integer', { field: 'since' });
+    }
+    const query = since === undefined ? '' : `?since=${since}`;
+    const url = transport.url(`/containers/${encodeURIComponent(containerId)}/stream${query}`).replace(/^http/, 'ws');
     const timeoutMs = options.connectTimeoutMs ?? transport.options.timeoutMs;
     for (let attempt = 0; ; attempt++) {
       // The stream listens from the start: events may arrive in the same packet as the handshake's answer.
@@ -155,6 +167,14 @@ export class SandboxStream implements AsyncIterable<StreamEvent> {
     clearTimeout(timer);
   }
 
+  /**
+   * The `seq` of the last numbered event received (buffered or iterated), or the `since` it was opened with when
+   * none arrived yet; `undefined` before any. Reconnect with `client.stream(id, { since: stream.lastSeq })`.
+   */
+  get lastSeq(): number | undefined {
+    return this.seq ?? this.options.since;
+  }
+
   /** True once the socket is closed (by either side) or failed. */
   get isClosed(): boolean {
     return this.ended;
@@ -207,6 +227,8 @@ export class SandboxStream implements AsyncIterable<StreamEvent> {
       return;
     }
     if (event === undefined) return;
+    const seq = (event as { seq?: unknown }).seq;
+    if (typeof seq === 'number' && (this.seq === undefined || seq > this.seq)) this.seq = seq;
     this.observe(event);
     const waiter = this.waiters.shift();
     if (waiter) {

@@ -42,6 +42,8 @@ export interface ResourceOptions {
   pidsLimit?: number;
   /** `none` (default) or `bridge` (outbound access). */
   network?: NetworkMode;
+  /** Read-only root filesystem; /tmp and the working directory become small writable tmpfs mounts (default false). */
+  readOnly?: boolean;
 }
 
 /** Live output callbacks: when either is given the call streams (NDJSON) and calls them as output arrives. */
@@ -99,6 +101,16 @@ export interface SandboxLimits {
   cpuCores: number | null;
   pidsLimit: number | null;
   network: NetworkMode;
+  /** Read-only root filesystem (absent when the gateway does not say). */
+  readOnly?: boolean;
+}
+
+/** One entry of a sandbox's recent lifecycle (`created`, `stopped`, `resumed`, `exec_timed_out`, `exec_oom_killed`, `lost`). */
+export interface LifecycleEvent {
+  /** ISO 8601. */
+  at: string;
+  event: string;
+  detail: Record<string, unknown>;
 }
 
 export interface SandboxInfo {
@@ -116,6 +128,8 @@ export interface SandboxInfo {
   lastActiveAt: string;
   /** Why it stopped: `request`, `idle`, `engine`, or null. */
   stoppedReason: string | null;
+  /** Recent lifecycle events; only on `containers.get(id)` / `refresh()` (absent in lists). */
+  lifecycle?: LifecycleEvent[];
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -144,6 +158,7 @@ export const OPTION_TO_WIRE = {
   cpuCores: 'cpu_cores',
   pidsLimit: 'pids_limit',
   network: 'network',
+  readOnly: 'read_only',
   image: 'image',
   mode: 'mode',
   checkpoint: 'checkpoint',
@@ -158,7 +173,7 @@ type OptionKey = keyof typeof OPTION_TO_WIRE;
 const WIRE_TO_OPTION: Record<string, string> = Object.fromEntries(Object.entries(OPTION_TO_WIRE).map(([k, v]) => [v, k]));
 
 const PROCESS_KEYS = ['command', 'argv', 'env', 'workingDir', 'stdin', 'timeoutMs'] as const satisfies readonly OptionKey[];
-const RESOURCE_KEYS = ['memoryMb', 'cpuCores', 'pidsLimit', 'network'] as const satisfies readonly OptionKey[];
+const RESOURCE_KEYS = ['memoryMb', 'cpuCores', 'pidsLimit', 'network', 'readOnly'] as const satisfies readonly OptionKey[];
 const EXECUTE_KEYS: readonly OptionKey[] = [...PROCESS_KEYS, ...RESOURCE_KEYS, 'image', 'mode', 'checkpoint'];
 const EXEC_KEYS: readonly OptionKey[] = PROCESS_KEYS;
 const CREATE_KEYS: readonly OptionKey[] = [...RESOURCE_KEYS, 'image', 'command', 'argv', 'env', 'workingDir', 'idleTimeoutS'];
@@ -291,7 +306,7 @@ export function resultFromWire(body: unknown): ExecutionResult {
 
 export function sandboxInfoFromWire(body: unknown): SandboxInfo {
   const c = parseAnswer(Container, body, 'container');
-  return {
+  const info: SandboxInfo = {
     id: c.id,
     status: c.status,
     image: c.image,
@@ -309,6 +324,9 @@ export function sandboxInfoFromWire(body: unknown): SandboxInfo {
     lastActiveAt: c.last_active_at,
     stoppedReason: c.stopped_reason,
   };
+  if (c.limits.read_only !== undefined) info.limits.readOnly = c.limits.read_only;
+  if (c.lifecycle !== undefined) info.lifecycle = c.lifecycle.map((l) => ({ at: l.at, event: l.event, detail: l.detail }));
+  return info;
 }
 
 export function sandboxListFromWire(body: unknown): SandboxInfo[] {
@@ -341,6 +359,7 @@ export function resultFromStream(parts: {
     timedOut: exit.timed_out ?? false,
     oomKilled: exit.oom_killed ?? false,
   };
-  if (parts.containerId !== undefined) result.containerId = parts.containerId;
+  const containerId = parts.containerId ?? exit.container_id;
+  if (containerId !== undefined) result.containerId = containerId;
   return result;
 }
