@@ -29,6 +29,12 @@ import {
   PrewarmRequest,
   StreamCommand,
   StreamEvent,
+  Snapshot,
+  SnapshotList,
+  CheckpointRequest,
+  ForkRequest,
+  ForkResult,
+  CacheClearResult,
 } from '@faas/protocol';
 import { z } from 'zod';
 
@@ -135,6 +141,41 @@ export const OPERATIONS: Operation[] = [
   { method: 'delete', path: '/api/v1/images/{name}', summary: 'Remove a template (URL-encode the name); built-ins and other images are refused.', ok: { status: 204, description: 'Gone.' }, errors: ['not_found', 'forbidden', 'conflict', 'validation_error', ...common] },
   { method: 'get', path: '/api/v1/caches', summary: "The caller's shared dependency caches and their sizes.", ok: { status: 200, schema: CacheList, description: 'The caches.' }, errors: common },
   { method: 'delete', path: '/api/v1/caches/{name}', summary: 'Purge a dependency cache; sandboxes using it keep a valid (emptied) mount.', ok: { status: 200, schema: CachePurgeResult, description: 'Purged.' }, errors: ['not_found', 'forbidden', ...common] },
+  { method: 'get', path: '/api/v1/snapshots', summary: "The caller's snapshots.", ok: { status: 200, schema: SnapshotList, description: 'All snapshots.' }, errors: common },
+  { method: 'get', path: '/api/v1/snapshots/{id}', summary: 'One snapshot (also one taken by another gateway sharing the S3 tier).', ok: { status: 200, schema: Snapshot, description: 'The snapshot.' }, errors: ['not_found', ...common] },
+  {
+    method: 'delete',
+    path: '/api/v1/snapshots/{id}',
+    summary: 'Delete a snapshot; refused while snapshots name it as parent unless `?force=true`.',
+    ok: { status: 204, description: 'Gone.' },
+    errors: ['not_found', 'conflict', 'validation_error', ...common],
+  },
+  {
+    method: 'post',
+    path: '/api/v1/containers/{id}/checkpoint',
+    summary: 'Snapshot a running sandbox (frozen while its files are read).',
+    body: CheckpointRequest,
+    ok: { status: 201, schema: Snapshot, description: 'The snapshot.' },
+    errors: ['validation_error', 'not_found', 'conflict', ...common],
+  },
+  {
+    method: 'post',
+    path: '/api/v1/fork',
+    summary: 'Run variants in parallel, each on its own copy of the parent (execution, snapshot or sandbox).',
+    body: ForkRequest,
+    ok: { status: 200, schema: ForkResult, description: "Every variant's result or error." },
+    errors: ['validation_error', 'invalid_json', 'not_found', 'gone', 'conflict', 'image_not_found', ...common],
+  },
+  {
+    method: 'post',
+    path: '/api/v1/executions/{id}/fork',
+    summary: 'Alias of POST /api/v1/fork with the execution as parent.',
+    body: ForkRequest,
+    ok: { status: 200, schema: ForkResult, description: "Every variant's result or error." },
+    errors: ['validation_error', 'invalid_json', 'not_found', 'gone', 'conflict', ...common],
+  },
+  { method: 'delete', path: '/api/v1/cache/{key}', summary: 'Drop one cached result.', ok: { status: 204, description: 'Gone.' }, errors: ['not_found', 'validation_error', ...common] },
+  { method: 'delete', path: '/api/v1/cache', summary: 'Drop all cached results of the caller, or those of one image (`?image=`, tag or id).', ok: { status: 200, schema: CacheClearResult, description: 'How many were dropped.' }, errors: ['validation_error', ...common] },
   { method: 'get', path: '/api/v1/openapi.json', summary: 'This document.', ok: { status: 200, description: 'OpenAPI 3.1.' }, errors: [] },
 ];
 

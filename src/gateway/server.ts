@@ -16,6 +16,7 @@ import { imageRoutes } from './routes/images.js';
 import { operationRoutes } from './routes/operations.js';
 import { poolRoutes } from './routes/pools.js';
 import { tenantRoutes } from './routes/tenants.js';
+import { snapshotRoutes } from './routes/snapshots.js';
 import { streamRoutes } from './stream.js';
 
 /** How long WebSocket clients get to take their close frame before their sockets are cut. */
@@ -60,6 +61,7 @@ export async function buildGateway(platform: Platform, auth: AuthSettings): Prom
   operationRoutes(app, platform);
   imageRoutes(app, platform);
   cacheRoutes(app, platform);
+  snapshotRoutes(app, platform);
   return app;
 }
 

@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { FaasError, errorMessage } from '../errors.js';
 import type { Platform } from '../platform/platform.js';
 import { shellArgv } from '../platform/sandboxes.js';
+import { toSnapshot } from '../platform/snapshots.js';
 import { parseWith, validationError } from './errors.js';
 import { IdParams } from './routes/containers.js';
 
@@ -118,8 +119,11 @@ export function streamRoutes(app: FastifyInstance, platform: Platform): void {
           case 'get_state':
             send({ type: 'custom', name: 'state', data: await sandboxes.sandboxState(id) });
             return;
-          case 'checkpoint':
-            throw new FaasError('mode_not_available', 'checkpoints are not available on this gateway yet');
+          case 'checkpoint': {
+            const snapshot = await platform.forks.checkpointSandbox(request.tenant, id, command.name);
+            send({ type: 'custom', name: 'checkpoint', data: { snapshot_id: snapshot.id, ...toSnapshot(snapshot) } });
+            return;
+          }
           case 'stop':
             await sandboxes.stop(id);
             return;

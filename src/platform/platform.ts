@@ -20,6 +20,10 @@ import { WarmPools } from './warm-pool.js';
 import Docker from 'dockerode';
 import { DependencyCaches } from './dependency-caches.js';
 import { TemplateService } from './templates.js';
+import { BlobStore, storageConfigFromEnv } from '../storage/index.js';
+import { ResultCache, cacheTtlFromEnv } from './result-cache.js';
+import { SnapshotService } from './snapshots.js';
+import { ForkService, forkSettingsFromEnv } from './forks.js';
 
 export interface Platform {
   config: GatewayConfig;
@@ -35,6 +39,12 @@ export interface Platform {
   templates: TemplateService;
   /** Shared dependency caches (per tenant volumes): `mountsFor(tenant)` gives a sandbox its mounts. */
   caches: DependencyCaches;
+  /** Content-addressed storage (snapshots, cached results), with the optional S3 tier. */
+  blobs: BlobStore;
+  /** Cached mode's results. */
+  resultCache: ResultCache;
+  snapshots: SnapshotService;
+  forks: ForkService;
   /** Stops background work and detaches from sandboxes (persistent ones keep running). */
   close(): Promise<void>;
 }
@@ -78,7 +88,19 @@ export async function createPlatform(config: GatewayConfig): Promise<Platform> {
   );
   const sandboxes: SandboxService = new SandboxService(runtime, store, metrics, volumesFor, quotas);
   const pools = new WarmPools(runtime, metrics, config.pools, volumesFor);
-  const executor: Executor = new Executor(runtime, sandboxes, store, metrics, pools, volumesFor, quotas);
+  const storage = storageConfigFromEnv(process.env, config.dataDir);
+  const blobs = await BlobStore.open({ dataDir: config.dataDir, db, l1MaxBytes: storage.l1MaxBytes, s3: storage.s3, fsync: storage.fsync });
+  const resultCache = new ResultCache(db, blobs, cacheTtlFromEnv(process.env));
+  const snapshots = new SnapshotService(db, blobs, runtime);
+  const forkSettings = forkSettingsFromEnv(process.env);
+  const executor: Executor = new Executor(runtime, sandboxes, store, metrics, pools, volumesFor, quotas, {
+    cache: resultCache,
+    snapshots,
+    forkRetentionMs: forkSettings.retentionMs,
+    forkRetainMax: forkSettings.retainMax,
+  });
+  const forks = new ForkService(executor, sandboxes, snapshots, forkSettings);
+  snapshots.sweepInternal(forkSettings.retentionMs);
 
   store.failInterruptedExecutions('the gateway stopped while this execution ran', new Date().toISOString());
   // Reconcile now if the engine is up, otherwise as soon as it answers (from the periodic tick).
@@ -93,6 +115,8 @@ export async function createPlatform(config: GatewayConfig): Promise<Platform> {
     await reconcile();
     if (!reconciled) return;
     pools.shrinkIdle();
+    resultCache.sweep();
+    snapshots.sweepInternal(forkSettings.retentionMs);
     await sandboxes.stopIdle();
   };
   const idleTimer = setInterval(() => void tick().catch(() => undefined), config.idleCheckMs);
@@ -110,12 +134,17 @@ export async function createPlatform(config: GatewayConfig): Promise<Platform> {
     tenants,
     templates,
     caches,
+    blobs,
+    resultCache,
+    snapshots,
+    forks,
     async close() {
       clearInterval(idleTimer);
       await executor.close();
       await pools.close();
       sandboxes.close();
       await runtime.close();
+      await blobs.close();
       db.close();
     },
   };

@@ -166,7 +166,8 @@ export class SandboxService {
     this.lifecycle(id, info ? 'stopped' : 'lost', { reason });
   }
 
-  async create(tenant: string, ask: CreateContainerRequest): Promise<Container> {
+  /** `restore.apply` fills the new sandbox (from a snapshot) before it is recorded; on failure nothing stays. */
+  async create(tenant: string, ask: CreateContainerRequest, restore?: { apply: (id: string) => Promise<void> }): Promise<Container> {
     const req = this.quotas.limits(tenant, ask);
     this.quotas.admitSandbox(tenant);
     const image = req.image ?? DEFAULT_IMAGE;
@@ -211,6 +212,14 @@ export class SandboxService {
         labels: { 'faas.kind': 'persistent', 'faas.tenant': tenant },
         volumes,
       });
+      if (restore) {
+        try {
+          await restore.apply(id);
+        } catch (err) {
+          await this.runtime.remove(id).catch(() => undefined);
+          throw err;
+        }
+      }
     } catch (err) {
       this.live.delete(id);
       throw err;

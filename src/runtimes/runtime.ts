@@ -94,8 +94,27 @@ export interface RuntimeHealth {
   error: string | null;
 }
 
+/** A sandbox's filesystem changes against its image (see docker/filesystem-diff.ts). */
+export interface FilesystemChanges {
+  /** One tar of the added and modified paths, names relative to `/`; consume it to the end. */
+  archive: NodeJS.ReadableStream;
+  /** Paths deleted against the image. */
+  deletions: string[];
+  /** The image (tag) and its immutable id. */
+  image: string;
+  imageId: string;
+  /** Entries and content bytes of the archive, complete once it has been read. */
+  stats: { entries: number; contentBytes: number };
+}
+
 export interface Runtime {
   readonly name: string;
+  /** Like resolveImage, but answered from memory while the engine reports image changes (no engine round trip). */
+  imageId(image: string): Promise<string>;
+  /** Freezes the sandbox (when running), hands its changes to `consume`, then lets it run again. */
+  captureChanges<T>(id: string, consume: (changes: FilesystemChanges) => Promise<T>): Promise<T>;
+  /** Applies captured changes to a (fresh) sandbox of the same image: deletions, then the archive. */
+  applyChanges(id: string, archive: NodeJS.ReadableStream, deletions: string[]): Promise<void>;
   health(): Promise<RuntimeHealth>;
   /** Checks the image exists (trying a pull once when it does not); returns its immutable id. */
   resolveImage(image: string): Promise<string>;

@@ -153,13 +153,11 @@ describe('POST /api/v1/execute with bad input', () => {
     expect(res.body.error).toBe('invalid_json');
   });
 
-  it('says which modes arrive later', async () => {
-    for (const mode of ['cached', 'checkpointed', 'branched']) {
-      const res = await execute({ command: 'ls', mode });
-      expect(res.status).toBe(400);
-      expect(res.body).toMatchObject({ error: 'mode_not_available', field: 'mode' });
-      expect(res.body.message).toContain(mode);
-    }
+  it('sends branched mode to the fork route', async () => {
+    const res = await execute({ command: 'ls', mode: 'branched' });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: 'mode_not_available', field: 'mode' });
+    expect(res.body.message).toContain('/api/v1/fork');
   });
 
   it('answers 404 naming a missing image, and leaks nothing', async () => {

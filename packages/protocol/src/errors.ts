@@ -11,6 +11,7 @@ export const ERROR_CODES = {
   not_found: { status: 404, when: 'No such sandbox, execution or route.' },
   image_not_found: { status: 404, when: 'The image is not present in the engine and could not be pulled.' },
   conflict: { status: 409, when: 'The sandbox is not in a state that allows this (e.g. exec on a stopped sandbox).' },
+  gone: { status: 410, when: 'The execution existed but its state is no longer kept (past the fork retention window).' },
   payload_too_large: { status: 413, when: 'The body is larger than the gateway accepts.' },
   unsupported_media_type: { status: 415, when: 'The body is not application/json.' },
   rate_limited: { status: 429, when: 'A quota or rate limit was reached; retry after `Retry-After` seconds.' },

@@ -5,3 +5,4 @@ export * from './stream.js';
 export * from './pools.js';
 export * from './images.js';
 export * from './tenants.js';
+export * from './snapshots.js';

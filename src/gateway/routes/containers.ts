@@ -20,6 +20,12 @@ export function containerRoutes(app: FastifyInstance, platform: Platform): void 
 
   app.post('/api/v1/containers', async (request, reply) => {
     const body = parseWith(CreateContainerRequest, request.body ?? {});
+    if (body.checkpoint !== undefined) {
+      // Starts with the snapshot's files; a failed restore leaves no sandbox behind.
+      const snapshot = await platform.snapshots.get(request.tenant, body.checkpoint);
+      const image = await platform.snapshots.imageFor(snapshot, body.image);
+      return reply.status(201).send(await sandboxes.create(request.tenant, { ...body, image }, { apply: (id) => platform.snapshots.restore(snapshot, id) }));
+    }
     return reply.status(201).send(await sandboxes.create(request.tenant, body));
   });
 

@@ -8,9 +8,11 @@ import path from 'node:path';
 import Docker from 'dockerode';
 import { AgentClient } from '../agent/index.js';
 import { FaasError, errorMessage } from '../../errors.js';
-import type { ProcessHandle, ProcessSpec, Runtime, RuntimeHealth, SandboxEvents, SandboxInfo, SandboxSpec } from '../runtime.js';
+import type { FilesystemChanges, ProcessHandle, ProcessSpec, Runtime, RuntimeHealth, SandboxEvents, SandboxInfo, SandboxSpec } from '../runtime.js';
 import { IN_SANDBOX, LABELS, buildContainerOptions, containerName } from './container-spec.js';
 import { engineError, isNotFound } from './engine-errors.js';
+import { captureChanges } from './filesystem-diff.js';
+import { ImageIdMemo } from './image-ids.js';
 
 export interface DockerRuntimeOptions {
   socketPath: string;
@@ -303,7 +305,61 @@ export class DockerRuntime implements Runtime {
     }));
   }
 
+  private imageIdMemo: ImageIdMemo | null = null;
+
+  async imageId(image: string): Promise<string> {
+    this.imageIdMemo ??= new ImageIdMemo(this.docker);
+    const { id, generation } = this.imageIdMemo.get(image);
+    if (id !== undefined) return id;
+    const resolved = await this.resolveImage(image);
+    this.imageIdMemo.remember(image, resolved, generation);
+    return resolved;
+  }
+
+  async captureChanges<T>(id: string, consume: (changes: FilesystemChanges) => Promise<T>): Promise<T> {
+    const container = this.docker.getContainer(containerName(id));
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await container.inspect();
+    } catch (err) {
+      if (isNotFound(err)) throw new FaasError('not_found', `sandbox ${id} no longer exists in the engine`);
+      throw engineError(err, this.where, `inspecting sandbox ${id}`);
+    }
+    // Frozen while its files are read, so the snapshot is one consistent moment.
+    const pause = info.State.Running && !info.State.Paused;
+    if (pause) await container.pause().catch((err: unknown) => Promise.reject(engineError(err, this.where, `pausing sandbox ${id}`)));
+    try {
+      const captured = await captureChanges(container);
+      return await consume({
+        archive: captured.archive,
+        deletions: captured.deletions,
+        image: info.Config.Image,
+        imageId: info.Image,
+        stats: captured.stats,
+      });
+    } finally {
+      if (pause) await container.unpause().catch(() => undefined);
+    }
+  }
+
+  async applyChanges(id: string, archive: NodeJS.ReadableStream, deletions: string[]): Promise<void> {
+    for (let i = 0; i < deletions.length; i += 256) {
+      const batch = deletions.slice(i, i + 256);
+      const handle = await this.exec(id, { argv: ['rm', '-rf', '--', ...batch] });
+      let stderr = '';
+      handle.on('stderr', (d: Buffer) => (stderr += d.toString()));
+      const exit = await handle.exited;
+      if (exit.exitCode !== 0) throw new FaasError('internal_error', `removing the paths deleted in the snapshot failed in sandbox ${id} (exit ${exit.exitCode}): ${stderr.trim()}`);
+    }
+    try {
+      await this.docker.getContainer(containerName(id)).putArchive(archive, { path: '/', copyUIDGID: '1' });
+    } catch (err) {
+      throw engineError(err, this.where, `restoring files into sandbox ${id}`);
+    }
+  }
+
   async close(): Promise<void> {
+    this.imageIdMemo?.close();
     for (const id of [...this.live.keys()]) this.disconnect(id);
     this.live.clear();
   }
