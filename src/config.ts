@@ -7,6 +7,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface GatewayConfig {
+  /** The environment it was loaded from: modules with their own variables (storage, result cache, forks) read it. */
+  env?: NodeJS.ProcessEnv;
   host: string;
   port: number;
   dataDir: string;
@@ -76,6 +78,7 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     throw new Error(`FAAS_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent; got "${logLevel}"`);
   }
   return {
+    env,
     host: input.host ?? env.FAAS_HOST ?? '127.0.0.1',
     port: intFrom('--port / FAAS_PORT', input.port ?? env.FAAS_PORT, 8080, 0, 65535),
     dataDir: path.resolve(input.dataDir ?? env.FAAS_DATA_DIR ?? '.faas'),

@@ -88,11 +88,12 @@ export async function createPlatform(config: GatewayConfig): Promise<Platform> {
   );
   const sandboxes: SandboxService = new SandboxService(runtime, store, metrics, volumesFor, quotas);
   const pools = new WarmPools(runtime, metrics, config.pools, volumesFor);
-  const storage = storageConfigFromEnv(process.env, config.dataDir);
+  const env = config.env ?? process.env;
+  const storage = storageConfigFromEnv(env, config.dataDir);
   const blobs = await BlobStore.open({ dataDir: config.dataDir, db, l1MaxBytes: storage.l1MaxBytes, s3: storage.s3, fsync: storage.fsync });
-  const resultCache = new ResultCache(db, blobs, cacheTtlFromEnv(process.env));
+  const resultCache = new ResultCache(db, blobs, cacheTtlFromEnv(env));
   const snapshots = new SnapshotService(db, blobs, runtime);
-  const forkSettings = forkSettingsFromEnv(process.env);
+  const forkSettings = forkSettingsFromEnv(env);
   const executor: Executor = new Executor(runtime, sandboxes, store, metrics, pools, volumesFor, quotas, {
     cache: resultCache,
     snapshots,

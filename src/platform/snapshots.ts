@@ -216,8 +216,20 @@ export class SnapshotService {
       `INSERT OR IGNORE INTO snapshots (id, tenant_id, name, image, image_id, parent_id, source, blob_id, meta_blob_id, deletions, files, size_bytes, logical_bytes, stored_bytes, created_at, internal)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(id, meta.tenant, meta.name, meta.image, meta.image_id, meta.parent, meta.source, meta.blob_id, metaBlobId, JSON.stringify(meta.deletions), meta.files, meta.size_bytes, meta.logical_bytes, meta.stored_bytes, meta.created_at, internal ? 1 : 0);
-    this.blobs.addRef(`snapshot:${id}`, meta.blob_id);
-    this.blobs.addRef(`snapshot:${id}`, metaBlobId);
+    this.refer(id, metaBlobId);
+    this.refer(id, meta.blob_id);
+  }
+
+  /**
+   * Keeps the blob from gc. A snapshot found through the S3 tier has only its metadata here until its archive is
+   * read: the reference to the archive is added on restore.
+   */
+  private refer(id: string, blobId: string): void {
+    try {
+      this.blobs.addRef(`snapshot:${id}`, blobId);
+    } catch {
+      // not stored here (yet)
+    }
   }
 
   private row(id: string): SnapshotRecord | null {
@@ -289,6 +301,7 @@ export class SnapshotService {
   async restore(snapshot: SnapshotRecord, sandboxId: string): Promise<void> {
     await this.runtime.applyChanges(sandboxId, this.blobs.getStream(snapshot.blobId), snapshot.deletions);
     this.setOrigin(sandboxId, snapshot.id);
+    this.refer(snapshot.id, snapshot.blobId);
   }
 
   /**
