@@ -123,6 +123,14 @@ const FLAG_OF_OPTION: Record<string, string> = {
   timeoutMs: '--timeout',
   idleTimeoutS: '--idle-timeout',
   baseUrl: '--url',
+  readOnly: '--read-only',
+  count: '--count',
+  maxSandboxes: '--max-sandboxes',
+  maxMemoryMb: '--max-memory-mb',
+  maxCpuCores: '--max-cpus',
+  maxPids: '--max-pids',
+  executionsPerMinute: '--executions-per-minute',
+  snapshotBytes: '--snapshot-bytes',
 };
 
 /**

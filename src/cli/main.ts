@@ -12,6 +12,9 @@ const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   attach: () => import('./commands/attach.js'),
   images: () => import('./commands/images.js'),
   storage: () => import('./commands/storage.js'),
+  tenants: () => import('./commands/tenants.js'),
+  keys: () => import('./commands/keys.js'),
+  pools: () => import('./commands/pools.js'),
 };
 
 async function usage(): Promise<string> {
