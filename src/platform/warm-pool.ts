@@ -229,6 +229,20 @@ export class WarmPools {
     this.gauge();
   }
 
+  /** Empties and removes the pools of an image (before the image itself is removed), waiting for the removals. */
+  async evictImage(image: string): Promise<void> {
+    const ids: string[] = [];
+    for (const [key, pool] of this.pools) {
+      if (pool.shape.image !== image) continue;
+      pool.size = 0;
+      pool.floor = 0;
+      ids.push(...pool.ready.splice(0));
+      if (pool.creating === 0 && pool.inUse === 0) this.pools.delete(key);
+    }
+    await Promise.all(ids.map((id) => this.runtime.remove(id).catch(() => undefined)));
+    this.gauge();
+  }
+
   /** Halves pools that have not been used for a while (never below their prewarmed floor). */
   shrinkIdle(now = Date.now()): void {
     for (const pool of this.pools.values()) {

@@ -44,6 +44,10 @@ export function imageRoutes(app: FastifyInstance, platform: Platform): void {
 
   app.delete('/api/v1/images/:name', async (request, reply) => {
     const { name } = parseWith(NameParams, request.params, 'path');
+    // Finished executions and warm pools may still hold sandboxes of the image: let them go first, so only
+    // sandboxes somebody really runs can make the removal a 409.
+    await platform.executor.drain();
+    await platform.pools.evictImage(name);
     await templates().remove(name, tenantOf(request));
     return reply.status(204).send();
   });
