@@ -22,3 +22,19 @@ export function openDatabase(dataDir: string): Db {
   db.pragma('foreign_keys = ON');
   return db;
 }
+
+/**
+ * A statement cache for one database: preparing costs more than running the small statements the modules use, so
+ * each SQL text is prepared once.
+ */
+export function preparedStatements(db: Db): (sql: string) => Database.Statement {
+  const cache = new Map<string, Database.Statement>();
+  return (sql) => {
+    let statement = cache.get(sql);
+    if (!statement) {
+      statement = db.prepare(sql);
+      cache.set(sql, statement);
+    }
+    return statement;
+  };
+}

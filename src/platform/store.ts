@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ContainerStatus, ExecutionMode, Limits } from '@faas/protocol';
 import type Database from 'better-sqlite3';
-import type { Db } from '../db/sqlite.js';
+import { type Db, preparedStatements } from '../db/sqlite.js';
 
 export interface SandboxRecord {
   id: string;
@@ -114,20 +114,11 @@ function toSandbox(row: SandboxRow): SandboxRecord {
 }
 
 export class PlatformStore {
-  /** Prepared once: preparing costs more than running these small statements. */
-  private readonly statements = new Map<string, Database.Statement>();
+  private readonly stmt: (sql: string) => Database.Statement;
 
-  constructor(private readonly db: Db) {
+  constructor(db: Db) {
     migrate(db);
-  }
-
-  private stmt(sql: string): Database.Statement {
-    let statement = this.statements.get(sql);
-    if (!statement) {
-      statement = this.db.prepare(sql);
-      this.statements.set(sql, statement);
-    }
-    return statement;
+    this.stmt = preparedStatements(db);
   }
 
   /** A stable id for this gateway's data dir: labels its containers so gateways sharing an engine keep apart. */

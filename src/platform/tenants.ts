@@ -6,7 +6,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { type TenantQuotas, TenantQuotas as TenantQuotasSchema } from '@faas/protocol';
-import type { Db } from '../db/sqlite.js';
+import { type Db, preparedStatements } from '../db/sqlite.js';
 import { FaasError, notFound } from '../errors.js';
 import { nowIso } from './ids.js';
 
@@ -61,21 +61,13 @@ function migrate(db: Db): void {
 }
 
 export class TenantStore {
-  private readonly statements = new Map<string, Database.Statement>();
+  private readonly stmt: (sql: string) => Database.Statement;
   /** Last-used times are written at most once a minute per key. */
   private readonly lastUsedWritten = new Map<string, number>();
 
-  constructor(private readonly db: Db) {
+  constructor(db: Db) {
     migrate(db);
-  }
-
-  private stmt(sql: string): Database.Statement {
-    let s = this.statements.get(sql);
-    if (!s) {
-      s = this.db.prepare(sql);
-      this.statements.set(sql, s);
-    }
-    return s;
+    this.stmt = preparedStatements(db);
   }
 
   createTenant(name: string, quotas: TenantQuotas = {}): TenantRecord {
