@@ -43,6 +43,7 @@ export const RESOURCE_OPTIONS = {
   cpus: { type: 'string' },
   'pids-limit': { type: 'string' },
   network: { type: 'string' },
+  'read-only': { type: 'boolean' },
 } as const satisfies ParseArgsConfig['options'];
 
 export const RESOURCE_OPTIONS_HELP = [
@@ -51,6 +52,7 @@ export const RESOURCE_OPTIONS_HELP = [
   '  --cpus N           CPU cap in cores (fractions allowed)',
   '  --pids-limit N     most processes at once',
   '  --network MODE     none (default) or bridge',
+  '  --read-only        read-only root filesystem (/tmp and the working directory stay writable)',
 ].join('\n');
 
 type Options = NonNullable<ParseArgsConfig['options']>;

@@ -144,6 +144,18 @@ describe('faas keys', () => {
   });
 });
 
+describe('--read-only', () => {
+  it('runs with a read-only root filesystem (faas run and faas sandbox create)', async () => {
+    const r = await faas(['run', '--read-only', '--', 'sh', '-c', 'touch /x 2>/dev/null || echo read-only; echo ok > f && cat f']);
+    expect(r).toMatchObject({ code: 0, stdout: 'read-only\nok\n' });
+    const created = await faas(['sandbox', 'create', '--read-only', '--json']);
+    expect(created.code).toBe(0);
+    const box = JSON.parse(created.stdout);
+    expect(box.limits.readOnly).toBe(true);
+    expect((await faas(['sandbox', 'rm', box.id])).code).toBe(0);
+  });
+});
+
 describe('faas pools', () => {
   it('prewarm and ls, human and --json; count 0 empties the pool', async () => {
     const warmed = await faas(['pools', 'prewarm', '--count', '1', '--memory', '96', '--read-only', '--json']);

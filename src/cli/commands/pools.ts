@@ -35,7 +35,6 @@ Options:
   --count N          ready sandboxes to keep (required)
 ${RESOURCE_OPTIONS_HELP}
   -w, --workdir DIR  working directory (default /workspace)
-  --read-only        read-only root filesystem
 ${CLIENT_OPTIONS_HELP}`;
 
 const LS_HELP = `Usage: faas pools ls\n\nLists the warm pools: size, ready, in use, hits and misses (alias: list).\n\nOptions:\n${CLIENT_OPTIONS_HELP}`;
@@ -50,7 +49,7 @@ function describe(p: PoolInfo): string {
 }
 
 async function prewarm(args: string[]): Promise<number> {
-  const options = { ...CLIENT_OPTIONS, ...RESOURCE_OPTIONS, workdir: PROCESS_OPTIONS.workdir, count: { type: 'string' }, 'read-only': { type: 'boolean' } } as const;
+  const options = { ...CLIENT_OPTIONS, ...RESOURCE_OPTIONS, workdir: PROCESS_OPTIONS.workdir, count: { type: 'string' } } as const;
   const { values, positionals } = parseCommandLine(args, options, 'run `faas pools prewarm --help` for usage');
   if (values.help) return help(PREWARM_HELP);
   if (positionals.length > 0) throw new CliError(`unexpected argument "${positionals[0]}"`);

@@ -57,10 +57,10 @@ export function commandArgv(positionals: string[], rest: string[] | undefined, s
  * sandbox id), so create the sandbox, then exec in it, and tell the user its id.
  */
 async function runPersistent(client: FaasClient, options: ExecuteOptions, live: OutputCallbacks): Promise<number> {
-  const { argv, env, workingDir, stdin, timeoutMs, image, memoryMb, cpuCores, pidsLimit, network } = options;
+  const { argv, env, workingDir, stdin, timeoutMs, image, memoryMb, cpuCores, pidsLimit, network, readOnly } = options;
   // Validate everything before creating anything.
   executeRequestToWire(options);
-  const sandbox = await client.containers.create({ image, memoryMb, cpuCores, pidsLimit, network, env, workingDir });
+  const sandbox = await client.containers.create({ image, memoryMb, cpuCores, pidsLimit, network, readOnly, env, workingDir });
   process.stderr.write(`faas run: sandbox ${sandbox.id} kept (remove it with \`faas sandbox rm ${sandbox.id}\`)\n`);
   const result = await sandbox.exec({ argv, stdin, timeoutMs, ...live });
   reportOutcome(result, 'faas run');
@@ -92,6 +92,7 @@ export const command: Command = {
     const pidsLimit = numberOption('pids-limit', values['pids-limit']);
     if (pidsLimit !== undefined) options.pidsLimit = pidsLimit;
     if (values.network !== undefined) options.network = values.network as NetworkMode;
+    if (values['read-only']) options.readOnly = true;
     if (values.stdin) options.stdin = await readStdin();
 
     return withErrors(async () => {

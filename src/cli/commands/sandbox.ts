@@ -118,6 +118,7 @@ async function create(args: string[]): Promise<number> {
   const pidsLimit = numberOption('pids-limit', values['pids-limit']);
   if (pidsLimit !== undefined) opts.pidsLimit = pidsLimit;
   if (values.network !== undefined) opts.network = values.network as NetworkMode;
+  if (values['read-only']) opts.readOnly = true;
   const idle = numberOption('idle-timeout', values['idle-timeout']);
   if (idle !== undefined) opts.idleTimeoutS = idle;
   const sandbox = await withErrors(() => client.containers.create(opts));
