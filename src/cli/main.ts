@@ -15,6 +15,9 @@ const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   tenants: () => import('./commands/tenants.js'),
   keys: () => import('./commands/keys.js'),
   pools: () => import('./commands/pools.js'),
+  fork: () => import('./commands/fork.js'),
+  snapshot: () => import('./commands/snapshot.js'),
+  cache: () => import('./commands/cache.js'),
 };
 
 async function usage(): Promise<string> {

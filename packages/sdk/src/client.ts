@@ -5,6 +5,7 @@ import { Transport, networkFailure, type Method } from './http.js';
 import { NdjsonDecoder, toStreamEvent } from './ndjson.js';
 import { SandboxStream, type StreamOptions } from './stream.js';
 import { Caches } from './caches.js';
+import { ResultCache, Snapshots, fork, type ForkOptions, type ForkResult, type Snapshot } from './snapshots.js';
 import { Images } from './images.js';
 import { Pools } from './pools.js';
 import { Tenants } from './tenants.js';
@@ -82,6 +83,10 @@ export class Sandbox implements SandboxInfo {
   }
   async resume(): Promise<this> {
     return this.update(await this.client.containers.resumeInfo(this.id));
+  }
+  /** Snapshot of the sandbox's files now (it is frozen while they are read). */
+  checkpoint(name?: string): Promise<Snapshot> {
+    return this.client.snapshots.checkpoint(this.id, name);
   }
   delete(): Promise<void> {
     return this.client.containers.delete(this.id);
@@ -182,6 +187,10 @@ export class FaasClient {
   readonly images: Images;
   /** Shared dependency caches (`list`, `purge`). */
   readonly caches: Caches;
+  /** Snapshots (`list`, `get`, `delete`, `checkpoint`). */
+  readonly snapshots: Snapshots;
+  /** Results of cached-mode executions (`delete`, `clear`). */
+  readonly cache: ResultCache;
   private readonly transport: Transport;
 
   constructor(options: FaasClientOptions = {}) {
@@ -212,6 +221,8 @@ export class FaasClient {
     this.tenants = new Tenants(this.transport);
     this.images = new Images(this.transport);
     this.caches = new Caches(this.transport);
+    this.snapshots = new Snapshots(this.transport);
+    this.cache = new ResultCache(this.transport);
   }
 
   /**
@@ -227,6 +238,14 @@ export class FaasClient {
   async stream(containerId: string, options?: StreamOptions): Promise<SandboxStream> {
     path(containerId);
     return SandboxStream.open(this.transport, containerId, options);
+  }
+
+  /**
+   * Runs variants in parallel, each on its own copy of `parent` (an execution id within its retention window, a
+   * snapshot id, or a live sandbox id); every variant's result or error, like Promise.allSettled.
+   */
+  fork(options: ForkOptions): Promise<ForkResult> {
+    return fork(this.transport, options);
   }
 
   /** @internal Shared by execute and container exec: plain JSON, or NDJSON when output callbacks are given. */

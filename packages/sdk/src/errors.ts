@@ -67,6 +67,8 @@ export class ConnectionError extends FaasError {
 }
 /** The gateway is up but its container engine is not; retry when it is back. */
 export class EngineUnavailableError extends FaasError {}
+/** The execution existed but its state is no longer kept (past the fork retention window). */
+export class GoneError extends FaasError {}
 
 type ErrorClass = new (code: string, message: string, details?: FaasErrorDetails) => FaasError;
 
@@ -83,6 +85,7 @@ export const ERROR_CLASSES: { readonly [C in ErrorCode]: ErrorClass } = {
   not_found: NotFoundError,
   image_not_found: NotFoundError,
   conflict: ConflictError,
+  gone: GoneError,
   payload_too_large: ValidationError,
   unsupported_media_type: ValidationError,
   rate_limited: QuotaError,

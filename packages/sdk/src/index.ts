@@ -9,6 +9,16 @@ export { Tenants } from './tenants.js';
 export { Images, DEFAULT_BUILD_TIMEOUT_MS, type BuildCallbacks } from './images.js';
 export { Caches } from './caches.js';
 export {
+  Snapshots,
+  ResultCache,
+  forkRequestToWire,
+  type Snapshot,
+  type ForkOptions,
+  type ForkVariantOptions,
+  type ForkResult,
+  type ForkVariantResult,
+} from './snapshots.js';
+export {
   ADMIN_OPTION_TO_WIRE,
   type PrewarmOptions,
   type PoolInfo,
@@ -32,6 +42,7 @@ export {
   TimeoutError,
   ConnectionError,
   EngineUnavailableError,
+  GoneError,
   ERROR_CLASSES,
   classFor,
   errorFromWire,

@@ -57,11 +57,12 @@ export interface ExecuteOptions extends ProcessOptions, ResourceOptions, OutputC
   mode?: ExecutionMode;
   /** Image to run (default `faas/busybox:latest`). */
   image?: string;
-  /**
-   * Checkpoint to start from (checkpointed/branched modes). Not in the wire protocol yet: passing it fails
-   * client-side validation until the protocol gains the field.
-   */
+  /** Snapshot id to start from (`checkpointed` and `cached` modes). */
   checkpoint?: string;
+  /** Cached mode: seconds the result stays cached (default: the gateway's FAAS_CACHE_TTL_S, 3600). */
+  cacheTtlS?: number;
+  /** Cached mode: also cache non-zero exits, timeouts and OOM kills. */
+  cacheFailures?: boolean;
 }
 
 export interface ExecOptions extends ProcessOptions, OutputCallbacks {}
@@ -75,6 +76,8 @@ export interface CreateSandboxOptions extends ResourceOptions {
   workingDir?: string;
   /** Stop the sandbox after this many seconds without activity; 0 (default) never stops it. */
   idleTimeoutS?: number;
+  /** Snapshot id whose files the sandbox starts with. */
+  checkpoint?: string;
 }
 
 export interface ExecutionResult {
@@ -94,6 +97,12 @@ export interface ExecutionResult {
   oomKilled: boolean;
   /** The sandbox it ran in (persistent mode, container exec). */
   containerId?: string;
+  /** Cached mode: true when the answer came from the cache (nothing ran). */
+  cached?: boolean;
+  /** Cached mode: the result's key (for `client.cache.delete(key)`). */
+  cacheKey?: string;
+  /** Checkpointed mode and fork variants: the snapshot taken when the command finished. */
+  snapshotId?: string;
 }
 
 export interface SandboxLimits {
@@ -162,6 +171,8 @@ export const OPTION_TO_WIRE = {
   image: 'image',
   mode: 'mode',
   checkpoint: 'checkpoint',
+  cacheTtlS: 'cache_ttl_s',
+  cacheFailures: 'cache_failures',
   idleTimeoutS: 'idle_timeout_s',
   execId: 'exec_id',
   pty: 'pty',
@@ -174,9 +185,9 @@ const WIRE_TO_OPTION: Record<string, string> = Object.fromEntries(Object.entries
 
 const PROCESS_KEYS = ['command', 'argv', 'env', 'workingDir', 'stdin', 'timeoutMs'] as const satisfies readonly OptionKey[];
 const RESOURCE_KEYS = ['memoryMb', 'cpuCores', 'pidsLimit', 'network', 'readOnly'] as const satisfies readonly OptionKey[];
-const EXECUTE_KEYS: readonly OptionKey[] = [...PROCESS_KEYS, ...RESOURCE_KEYS, 'image', 'mode', 'checkpoint'];
+const EXECUTE_KEYS: readonly OptionKey[] = [...PROCESS_KEYS, ...RESOURCE_KEYS, 'image', 'mode', 'checkpoint', 'cacheTtlS', 'cacheFailures'];
 const EXEC_KEYS: readonly OptionKey[] = PROCESS_KEYS;
-const CREATE_KEYS: readonly OptionKey[] = [...RESOURCE_KEYS, 'image', 'command', 'argv', 'env', 'workingDir', 'idleTimeoutS'];
+const CREATE_KEYS: readonly OptionKey[] = [...RESOURCE_KEYS, 'image', 'command', 'argv', 'env', 'workingDir', 'idleTimeoutS', 'checkpoint'];
 const STREAM_EXEC_KEYS: readonly OptionKey[] = ['execId', 'pty', 'cols', 'rows', 'env', 'workingDir', 'timeoutMs'];
 /** Options handled by the SDK itself (never sent). */
 const LOCAL_KEYS = new Set(['onStdout', 'onStderr']);
@@ -301,6 +312,9 @@ export function resultFromWire(body: unknown): ExecutionResult {
     oomKilled: r.oom_killed,
   };
   if (r.container_id !== undefined) result.containerId = r.container_id;
+  if (r.cached !== undefined) result.cached = r.cached;
+  if (r.cache_key !== undefined) result.cacheKey = r.cache_key;
+  if (r.snapshot_id !== undefined) result.snapshotId = r.snapshot_id;
   return result;
 }
 

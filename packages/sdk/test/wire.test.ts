@@ -115,8 +115,12 @@ describe('client-side validation', () => {
     expect(fails(() => executeRequestToWire({ command: 'x', onStdout: 'no' } as never)).field).toBe('onStdout');
   });
 
-  it('rejects checkpoint until the protocol has the field', () => {
-    expect(fails(() => executeRequestToWire({ command: 'x', checkpoint: 'c1' })).field).toBe('checkpoint');
+  it('sends checkpoint and the cache options', () => {
+    expect(executeRequestToWire({ command: 'x', mode: 'checkpointed', checkpoint: 'snap_1', cacheTtlS: 5, cacheFailures: true })).toMatchObject({
+      checkpoint: 'snap_1',
+      cache_ttl_s: 5,
+      cache_failures: true,
+    });
   });
 
   it('checks stream exec options', () => {
