@@ -15,6 +15,7 @@ const SUITES: Record<string, () => Promise<{ suite: BenchSuite }>> = {
   memory: () => import('./suites/memory.js'),
   storage: () => import('./suites/storage.js'),
   dependencies: () => import('./suites/dependencies.js'),
+  snapshots: () => import('./suites/snapshots.js'),
 };
 
 function fmt(n: number | undefined): string {
