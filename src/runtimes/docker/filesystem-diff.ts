@@ -19,7 +19,7 @@ export const CHANGE_MODIFIED = 0;
 export const CHANGE_ADDED = 1;
 export const CHANGE_DELETED = 2;
 
-const ALWAYS_EXCLUDED = ['/.faas', '/proc', '/sys', '/dev', '/etc/hosts', '/etc/hostname', '/etc/resolv.conf', '/etc/mtab', '/run/.containerenv'];
+const ALWAYS_EXCLUDED = ['/.faas', '/sbin/docker-init', '/proc', '/sys', '/dev', '/etc/hosts', '/etc/hostname', '/etc/resolv.conf', '/etc/mtab', '/run/.containerenv'];
 /**
  * Archives requested at once while capturing. Must stay 1: the engine holds the container's lock until an archive
  * has been read to the end, and does not hand it over in request order, so a second request could get it first
@@ -51,8 +51,17 @@ export function planChanges(changes: Array<{ Path: string; Kind: number }>, excl
   for (const p of paths) {
     for (let parent = parentOf(p); parent !== '/'; parent = parentOf(parent)) hasChangedDescendant.add(parent);
   }
+  // Directories holding a left-out path (a mount point, /.faas, the engine's init) are never archived whole, or
+  // the archive would carry what is mounted there; what changed inside them is listed (and archived) one by one.
+  const blocked = new Set<string>();
+  for (const root of skip) for (let parent = parentOf(root); parent !== '/'; parent = parentOf(parent)) blocked.add(parent);
   const ancestorWith = (p: string, kind: number) => {
     for (let parent = parentOf(p); parent !== '/'; parent = parentOf(parent)) if (byPath.get(parent) === kind) return true;
+    return false;
+  };
+  const archived = new Set<string>();
+  const ancestorArchived = (p: string) => {
+    for (let parent = parentOf(p); parent !== '/'; parent = parentOf(parent)) if (archived.has(parent)) return true;
     return false;
   };
   const archive: string[] = [];
@@ -63,11 +72,13 @@ export function planChanges(changes: Array<{ Path: string; Kind: number }>, excl
       if (!ancestorWith(p, CHANGE_DELETED)) deletions.push(p);
       continue;
     }
-    // Inside an added directory: its archive carries this path.
-    if (ancestorWith(p, CHANGE_ADDED)) continue;
+    // Inside an archived directory: its archive carries this path.
+    if (ancestorArchived(p)) continue;
+    if (blocked.has(p)) continue;
     // A modified directory whose changes are listed below it: archiving it would copy the image's files too.
     if (kind === CHANGE_MODIFIED && hasChangedDescendant.has(p)) continue;
     archive.push(p);
+    archived.add(p);
   }
   return { archive, deletions, changed: kept.length };
 }
