@@ -59,7 +59,7 @@ export const OPERATIONS: Operation[] = [
     body: ExecuteRequest,
     ok: { status: 200, schema: ExecuteResult, description: 'The command ran (whatever its exit code).' },
     ndjson: true,
-    errors: ['validation_error', 'invalid_json', 'mode_not_available', 'image_not_found', ...common],
+    errors: ['validation_error', 'invalid_json', 'mode_not_available', 'image_not_found', 'not_found', 'conflict', ...common],
   },
   {
     method: 'post',

@@ -84,7 +84,7 @@ describe('execute', () => {
   });
 
   it('maps gateway errors to typed errors', async () => {
-    await expect(client.execute({ command: 'true', mode: 'cached' })).rejects.toMatchObject({ name: 'ValidationError', code: 'mode_not_available', status: 400 });
+    await expect(client.execute({ command: 'true', mode: 'branched' })).rejects.toMatchObject({ name: 'ValidationError', code: 'mode_not_available', status: 400 });
     await expect(client.execute({ command: 'true', image: 'faas/no-such-image:never' })).rejects.toBeInstanceOf(NotFoundError);
     await expect(client.containers.get('no-such-sandbox')).rejects.toMatchObject({ name: 'NotFoundError', status: 404, code: 'not_found' });
   });
