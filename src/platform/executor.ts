@@ -167,6 +167,7 @@ export class Executor {
         if (o.stderr) onEvent({ type: 'stderr', data: o.stderr, exec_id: id });
         onEvent({ type: 'exit', code: o.exit_code, exec_id: id, signal: o.signal, timed_out: o.timed_out, oom_killed: o.oom_killed });
       }
+      onEvent?.({ type: 'custom', name: 'cache', data: { cache_key: key, cached, exec_id: id } });
       return { id, mode: 'cached', ...o, cached, cache_key: key };
     };
     const hit = await cache.lookup(tenant, key);
@@ -200,6 +201,7 @@ export class Executor {
         // Waiters of an uncached failure run on their own.
         outcome = null;
       }
+      onEvent?.({ type: 'custom', name: 'cache', data: { cache_key: key, cached: false, exec_id: id } });
       return { ...result, cached: false, cache_key: key };
     } finally {
       cache.flights.delete(key);
@@ -278,6 +280,8 @@ export class Executor {
         const taken = await this.snap!.snapshots.capture(tenant, sandboxId, { source: id, image: shape.image });
         result.snapshot_id = taken.id;
         this.keep(id, tenant, Promise.resolve(taken));
+        // A streaming caller learns the snapshot after the exit event.
+        onEvent?.({ type: 'custom', name: 'checkpoint', data: { snapshot_id: taken.id, exec_id: id } });
       }
       return result;
     } finally {

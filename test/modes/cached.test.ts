@@ -128,7 +128,9 @@ describe('cached mode', () => {
       body: JSON.stringify({ mode: 'cached', command: cmd }),
     });
     const events = (await res.text()).trim().split('\n').map((l) => JSON.parse(l));
-    expect(events.at(-1)).toMatchObject({ type: 'exit', code: 0 });
-    expect(events[0]).toMatchObject({ type: 'stdout' });
+    expect(events.map((e) => e.type)).toEqual(['stdout', 'exit', 'custom']);
+    expect(events[1]).toMatchObject({ type: 'exit', code: 0 });
+    expect(events[2]).toMatchObject({ name: 'cache', data: { cached: true } });
+    expect(events[2].data.cache_key).toMatch(/^[0-9a-f]{64}$/);
   });
 });

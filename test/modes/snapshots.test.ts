@@ -153,3 +153,20 @@ describe('checkpointed mode and snapshots', () => {
     expect((await gw.gateway.platform.runtime.list()).length).toBe(before);
   });
 });
+
+describe('streamed checkpointed executions', () => {
+  it('end with a custom checkpoint event carrying the snapshot id', async () => {
+    const res = await fetch(`${gw.url}/api/v1/execute`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/x-ndjson' },
+      body: JSON.stringify({ mode: 'checkpointed', command: 'echo streamed > /workspace/x; echo out' }),
+    });
+    const events = (await res.text()).trim().split('\n').map((l) => JSON.parse(l));
+    const exit = events.findIndex((e) => e.type === 'exit');
+    const cp = events.findIndex((e) => e.type === 'custom' && e.name === 'checkpoint');
+    expect(exit).toBeGreaterThanOrEqual(0);
+    expect(cp).toBeGreaterThan(exit);
+    const read = await execute({ mode: 'checkpointed', checkpoint: events[cp].data.snapshot_id, command: 'cat /workspace/x' });
+    expect(read.body.stdout).toBe('streamed\n');
+  });
+});
