@@ -78,6 +78,17 @@ describe('CLI', () => {
     await client.execute({ mode: 'cached', command: 'echo c' });
     const clear = await faas('cache', 'clear');
     expect(clear.stdout).toMatch(/[1-9]\d* cached results? deleted/);
+    const cp = await faas('run', '--mode', 'checkpointed', '--', 'sh', '-c', 'echo run > /workspace/r; echo ok');
+    expect(cp.stdout).toBe('ok\n');
+    const snapId = /snapshot (snap_[0-9a-f]+)/.exec(cp.stderr)?.[1];
+    expect(snapId).toBeDefined();
+    const resumed = await faas('run', '--mode', 'checkpointed', '--checkpoint', snapId!, '--', 'cat', '/workspace/r');
+    expect(resumed.stdout).toBe('run\n');
+    const miss = await faas('run', '--mode', 'cached', '--', 'echo', 'c2');
+    const hit = await faas('run', '--mode', 'cached', '--', 'echo', 'c2');
+    expect(miss.stderr).toMatch(/cache miss [0-9a-f]{64}/);
+    expect(hit.stderr).toMatch(/cache hit [0-9a-f]{64}/);
+    expect(hit.stdout).toBe('c2\n');
     const none = await faas('fork', 'ex-0000000000000000', '--', 'true');
     expect(none.code).not.toBe(0);
     expect(none.stderr).toContain('ex-0000000000000000');

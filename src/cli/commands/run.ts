@@ -25,21 +25,24 @@ Runs COMMAND (no shell: use \`-- sh -c '...'\` for one) in a fresh sandbox. Its 
 live to ours, and faas exits with its exit code.
 
 Options:
-  --mode MODE        ephemeral (default) or persistent
+  --mode MODE        ephemeral (default), persistent, cached or checkpointed
+  --checkpoint ID    snapshot to start from (checkpointed and cached modes)
 ${RESOURCE_OPTIONS_HELP}
 ${PROCESS_OPTIONS_HELP}
 ${CLIENT_OPTIONS_HELP}
                      (with --json the result object is printed at the end; the exit code is still the command's)
 
 With --mode persistent the sandbox is kept after the command: its id is printed on stderr (with --json: the
-result's containerId).
+result's containerId). With --mode checkpointed the snapshot taken at the end is printed on stderr
+("snapshot snap_…"); with --mode cached, whether the cache answered and the key ("cache hit <key>").
+Output is then printed when the command ends rather than live.
 
 Examples:
   faas run -- echo hello
   faas run --image python:3.12-alpine --memory 256 -- python3 -c 'print(6*7)'
   echo data | faas run -i -- wc -c`;
 
-const OPTIONS = { ...CLIENT_OPTIONS, ...PROCESS_OPTIONS, ...RESOURCE_OPTIONS, mode: { type: 'string' } } as const;
+const OPTIONS = { ...CLIENT_OPTIONS, ...PROCESS_OPTIONS, ...RESOURCE_OPTIONS, mode: { type: 'string' }, checkpoint: { type: 'string' } } as const;
 
 /** The command to run: what follows `--`, or the positionals when there is no `--`. */
 export function commandArgv(positionals: string[], rest: string[] | undefined, skip = 0): string[] {
@@ -79,6 +82,7 @@ export const command: Command = {
     const client = clientFrom(values);
     const options: ExecuteOptions = { argv };
     if (values.mode !== undefined) options.mode = values.mode as ExecutionMode;
+    if (values.checkpoint !== undefined) options.checkpoint = values.checkpoint;
     if (values.image !== undefined) options.image = values.image;
     const env = envOption(values.env);
     if (env) options.env = env;
@@ -103,6 +107,16 @@ export const command: Command = {
       }
       const live = { onStdout: (data: string) => process.stdout.write(data), onStderr: (data: string) => process.stderr.write(data) };
       if (options.mode === 'persistent') return runPersistent(client, options, live);
+      if (options.mode === 'checkpointed' || options.mode === 'cached') {
+        // The snapshot id and the cache key come with the answer.
+        const result = await client.execute(options);
+        process.stdout.write(result.stdout);
+        process.stderr.write(result.stderr);
+        if (result.snapshotId !== undefined) console.error(`snapshot ${result.snapshotId}`);
+        if (result.cacheKey !== undefined) console.error(`cache ${result.cached ? 'hit' : 'miss'} ${result.cacheKey}`);
+        reportOutcome(result, 'faas run');
+        return exitCodeOf(result);
+      }
       const result = await client.execute({ ...options, ...live });
       reportOutcome(result, 'faas run');
       return exitCodeOf(result);
