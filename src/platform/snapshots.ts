@@ -299,7 +299,11 @@ export class SnapshotService {
 
   /** Writes the snapshot's changes into a fresh sandbox of its image. */
   async restore(snapshot: SnapshotRecord, sandboxId: string): Promise<void> {
-    await this.runtime.applyChanges(sandboxId, this.blobs.getStream(snapshot.blobId), snapshot.deletions);
+    try {
+      await this.runtime.applyChanges(sandboxId, this.blobs.getStream(snapshot.blobId), snapshot.deletions);
+    } catch (err) {
+      throw new FaasError('internal_error', `restoring snapshot ${snapshot.id} into sandbox ${sandboxId} failed (the sandbox was removed): ${errorMessage(err)}`);
+    }
     this.setOrigin(sandboxId, snapshot.id);
     this.refer(snapshot.id, snapshot.blobId);
   }
