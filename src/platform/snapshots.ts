@@ -177,7 +177,8 @@ export class SnapshotService {
     const pending = `snapshot-pending:${randomBytes(8).toString('hex')}`;
     try {
       const taken = await this.runtime.captureChanges(sandboxId, async (changes) => {
-        const put = await this.blobs.put(changes.archive as Readable, { chunked: true, ref: pending });
+        // lz4 ('fast'): a checkpoint's cost stays close to the engine's own archive copy; zstd would double it.
+        const put = await this.blobs.put(changes.archive as Readable, { chunked: true, codec: 'fast', ref: pending });
         return { put, changes };
       });
       const { put, changes } = taken;
