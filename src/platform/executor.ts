@@ -5,6 +5,7 @@
 import { DEFAULT_IMAGE, DEFAULT_WORKING_DIR, type ExecuteRequest, type ExecuteResult, type ExecutionMode, LIMITS, type StreamEvent } from '@faas/protocol';
 import { FaasError, errorMessage } from '../errors.js';
 import type { ProcessHandle, Runtime } from '../runtimes/runtime.js';
+import { resolveImageFor } from './image-access.js';
 import { newId, nowIso } from './ids.js';
 import { type PlatformMetrics, outcomeLabel } from './metrics.js';
 import { type ProcessOutcome, runProcess } from './run-process.js';
@@ -233,7 +234,8 @@ export class Executor {
     let sandboxId = snapshot ? null : await this.pools.take(shape);
     const pooled = sandboxId !== null;
     if (sandboxId === null) {
-      await this.runtime.resolveImage(shape.image);
+      await resolveImageFor(this.runtime, tenant, shape.image);
+      if (!snapshot) this.pools.noteMiss(shape);
       sandboxId = newId('sb');
       await this.runtime.create({
         id: sandboxId,

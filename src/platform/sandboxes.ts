@@ -15,6 +15,7 @@ import {
 } from '@faas/protocol';
 import { FaasError, errorMessage, notFound } from '../errors.js';
 import type { ProcessHandle, Runtime, SandboxFileEvent, SandboxProcessEvent, VolumeMount } from '../runtimes/runtime.js';
+import { resolveImageFor } from './image-access.js';
 import { newId, nowIso } from './ids.js';
 import type { PlatformMetrics } from './metrics.js';
 import { QuotaGuard } from './quotas.js';
@@ -171,7 +172,7 @@ export class SandboxService {
     const req = this.quotas.limits(tenant, ask);
     this.quotas.admitSandbox(tenant);
     const image = req.image ?? DEFAULT_IMAGE;
-    await this.runtime.resolveImage(image);
+    await resolveImageFor(this.runtime, tenant, image);
     const volumes = await this.volumesFor(tenant);
     const id = newId('sb');
     const now = nowIso();

@@ -6,6 +6,7 @@
 import type { NetworkMode } from '@faas/protocol';
 import { FaasError, errorMessage } from '../errors.js';
 import type { Runtime } from '../runtimes/runtime.js';
+import { resolveImageFor } from './image-access.js';
 import { newId } from './ids.js';
 import type { VolumesFor } from './sandboxes.js';
 import type { PlatformMetrics } from './metrics.js';
@@ -116,7 +117,7 @@ export class WarmPools {
       );
     }
     try {
-      await this.runtime.resolveImage(shape.image);
+      await resolveImageFor(this.runtime, shape.tenant, shape.image);
     } catch (err) {
       const pool = this.pool(shape);
       pool.error = errorMessage(err);
@@ -132,10 +133,7 @@ export class WarmPools {
     return this.info(pool);
   }
 
-  /**
-   * A started sandbox of this shape: a ready one from the pool when there is one (checked alive first), or null
-   * on a miss, in which case the pool grows so the next execution under load finds one.
-   */
+  /** A started sandbox of this shape: a ready one from the pool when there is one (checked alive first), or null. */
   async take(shape: PoolShape): Promise<string | null> {
     const pool = this.pool(shape);
     pool.lastUsed = Date.now();
@@ -150,15 +148,23 @@ export class WarmPools {
       }
       void this.runtime.remove(id).catch(() => undefined);
     }
+    return null;
+  }
+
+  /**
+   * A miss was served by a cold start, which also proved the image exists and the tenant may run it. Two misses
+   * close together are load: the pool grows. A lone execution leaves nothing warm behind.
+   */
+  noteMiss(shape: PoolShape): void {
+    const pool = this.pool(shape);
     pool.misses++;
-    // Two misses close together are load: grow. A lone execution leaves nothing warm behind.
-    const underLoad = pool.lastUsed - pool.lastMiss < GROW_WINDOW_MS;
-    pool.lastMiss = pool.lastUsed;
+    const now = Date.now();
+    const underLoad = now - pool.lastMiss < GROW_WINDOW_MS;
+    pool.lastMiss = now;
     if (underLoad && pool.error === null && pool.size < this.opts.maxPerPool) {
       pool.size++;
       this.fill(pool);
     }
-    return null;
   }
 
   /** The execution that took a pooled sandbox is over (the executor removes the sandbox). */

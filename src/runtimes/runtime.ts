@@ -118,6 +118,8 @@ export interface Runtime {
   health(): Promise<RuntimeHealth>;
   /** Checks the image exists (trying a pull once when it does not); returns its immutable id. */
   resolveImage(image: string): Promise<string>;
+  /** The labels of an image present in the engine ({} when it has none or is missing). */
+  imageLabels(image: string): Promise<Record<string, string>>;
   /** Creates and starts the sandbox and waits until its agent answers. */
   create(spec: SandboxSpec): Promise<SandboxInfo>;
   exec(id: string, spec: ProcessSpec): Promise<ProcessHandle>;

@@ -81,6 +81,29 @@ describe('API keys and tenants', () => {
     expect((await api(gw.url, 'DELETE', `/api/v1/containers/${id}`, undefined, a.headers)).status).toBe(204);
   });
 
+  it("keeps a tenant's templates out of other tenants' executions, pools and sandboxes", async () => {
+    const owner = await tenantWithKey('template-owner');
+    const other = await tenantWithKey('template-other');
+    const name = `faas-test/tenancy-${process.pid}:1`;
+    const built = await api(gw.url, 'POST', '/api/v1/images', { name, dockerfile: 'FROM faas/busybox:latest\nRUN echo mine > /owner\n' }, owner.headers);
+    expect(built.status).toBe(201);
+    try {
+      for (let i = 0; i < 3; i++) {
+        const res = await api(gw.url, 'POST', '/api/v1/execute', { image: name, command: 'cat /owner' }, other.headers);
+        expect(res.status).toBe(404);
+        expect(res.body.error).toBe('image_not_found');
+      }
+      expect((await api(gw.url, 'POST', '/api/v1/containers', { image: name }, other.headers)).status).toBe(404);
+      expect((await api(gw.url, 'POST', '/api/v1/prewarm', { image: name, count: 1 }, other.headers)).status).toBe(404);
+      const pools = (await api(gw.url, 'GET', '/api/v1/pools', undefined, other.headers)).body.pools as Array<{ image: string; size: number; ready: number }>;
+      expect(pools.filter((p) => p.image === name && (p.size > 0 || p.ready > 0))).toEqual([]);
+      const mine = await api(gw.url, 'POST', '/api/v1/execute', { image: name, command: 'cat /owner' }, owner.headers);
+      expect(mine.body.stdout).toBe('mine\n');
+    } finally {
+      await api(gw.url, 'DELETE', `/api/v1/images/${encodeURIComponent(name)}`, undefined, owner.headers);
+    }
+  });
+
   it('lets only the admin manage tenants and keys, and revoked keys stop working', async () => {
     const c = await tenantWithKey('team-c');
     expect((await api(gw.url, 'GET', '/api/v1/tenants', undefined, c.headers)).status).toBe(403);

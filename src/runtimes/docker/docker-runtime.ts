@@ -75,6 +75,15 @@ export class DockerRuntime implements Runtime {
     }
   }
 
+  async imageLabels(image: string): Promise<Record<string, string>> {
+    try {
+      return (await this.docker.getImage(image).inspect()).Config?.Labels ?? {};
+    } catch (err) {
+      if (isNotFound(err)) return {};
+      throw engineError(err, this.where, `inspecting image ${image}`);
+    }
+  }
+
   /** Tries one pull; returns why it failed, or null. */
   private async pull(image: string): Promise<string | null> {
     try {
