@@ -320,7 +320,8 @@ export class Executor {
     this.keep(executionId, tenant, snapshot, kept.why);
     this.beforeRemoval.set(sandboxId, async () => {
       try {
-        settle(this.closing ? null : await this.snap!.snapshots.capture(tenant, sandboxId, { source: executionId, image, internal: true }));
+        // Its command has ended: no need to freeze it while its files are read.
+        settle(this.closing ? null : await this.snap!.snapshots.capture(tenant, sandboxId, { source: executionId, image, internal: true, freeze: false }));
       } catch {
         settle(null);
       }

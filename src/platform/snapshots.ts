@@ -172,7 +172,7 @@ export class SnapshotService {
   async capture(
     tenant: string,
     sandboxId: string,
-    opts: { name?: string | undefined; source?: string | null; image?: string | undefined; internal?: boolean } = {},
+    opts: { name?: string | undefined; source?: string | null; image?: string | undefined; internal?: boolean; freeze?: boolean } = {},
   ): Promise<SnapshotRecord> {
     const pending = `snapshot-pending:${randomBytes(8).toString('hex')}`;
     try {
@@ -180,7 +180,7 @@ export class SnapshotService {
         // lz4 ('fast'): a checkpoint's cost stays close to the engine's own archive copy; zstd would double it.
         const put = await this.blobs.put(changes.archive as Readable, { chunked: true, codec: 'fast', ref: pending });
         return { put, changes };
-      });
+      }, { freeze: opts.freeze !== false });
       const { put, changes } = taken;
       const image = opts.image ?? changes.image;
       const meta: SnapshotMeta = {

@@ -111,8 +111,11 @@ export interface Runtime {
   readonly name: string;
   /** Like resolveImage, but answered from memory while the engine reports image changes (no engine round trip). */
   imageId(image: string): Promise<string>;
-  /** Freezes the sandbox (when running), hands its changes to `consume`, then lets it run again. */
-  captureChanges<T>(id: string, consume: (changes: FilesystemChanges) => Promise<T>): Promise<T>;
+  /**
+   * Freezes the sandbox (when running, unless `freeze: false`: nothing runs in it any more), hands its changes to
+   * `consume`, then lets it run again.
+   */
+  captureChanges<T>(id: string, consume: (changes: FilesystemChanges) => Promise<T>, opts?: { freeze?: boolean }): Promise<T>;
   /** Applies captured changes to a (fresh) sandbox of the same image: deletions, then the archive. */
   applyChanges(id: string, archive: NodeJS.ReadableStream, deletions: string[]): Promise<void>;
   health(): Promise<RuntimeHealth>;

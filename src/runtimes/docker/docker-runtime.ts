@@ -325,7 +325,7 @@ export class DockerRuntime implements Runtime {
     return resolved;
   }
 
-  async captureChanges<T>(id: string, consume: (changes: FilesystemChanges) => Promise<T>): Promise<T> {
+  async captureChanges<T>(id: string, consume: (changes: FilesystemChanges) => Promise<T>, opts: { freeze?: boolean } = {}): Promise<T> {
     const container = this.docker.getContainer(containerName(id));
     let info: Docker.ContainerInspectInfo;
     try {
@@ -335,10 +335,10 @@ export class DockerRuntime implements Runtime {
       throw engineError(err, this.where, `inspecting sandbox ${id}`);
     }
     // Frozen while its files are read, so the snapshot is one consistent moment.
-    const pause = info.State.Running && !info.State.Paused;
+    const pause = opts.freeze !== false && info.State.Running && !info.State.Paused;
     if (pause) await container.pause().catch((err: unknown) => Promise.reject(engineError(err, this.where, `pausing sandbox ${id}`)));
     try {
-      const captured = await captureChanges(container);
+      const captured = await captureChanges(container, info);
       return await consume({
         archive: captured.archive,
         deletions: captured.deletions,

@@ -302,8 +302,8 @@ export interface CapturedChanges {
  * Lists the container's changes and streams them as one tar. The caller must consume `archive` to the end (the
  * container should not change meanwhile: pause it first if it runs).
  */
-export async function captureChanges(container: Docker.Container): Promise<CapturedChanges> {
-  const info = await container.inspect();
+export async function captureChanges(container: Docker.Container, info?: Docker.ContainerInspectInfo): Promise<CapturedChanges> {
+  info ??= await container.inspect();
   const mounts = (info.Mounts ?? []).map((m) => m.Destination).filter((d): d is string => typeof d === 'string');
   const changes = ((await container.changes()) ?? []) as Array<{ Path: string; Kind: number }>;
   const plan = planChanges(changes, mounts);
