@@ -4,9 +4,37 @@ import path from 'node:path';
 import Docker from 'dockerode';
 import { DEFAULT_IMAGE } from '@faas/protocol';
 import { loadConfig } from '../src/config.js';
+import { openDatabase } from '../src/db/sqlite.js';
 import { type RunningGateway, startGateway } from '../src/gateway/server.js';
+import { exitOf, startServe } from '../test/helpers/serve-process.js';
 
 export const BENCH_LABEL = 'faas.bench';
+
+/**
+ * A gateway in its own process (`faas serve`, as users run it) on a free port with its own data dir; `env`
+ * overrides configuration. `dispose()` stops it and removes every container it left.
+ */
+export async function serveGateway(workDir: string, name: string, env: Record<string, string> = {}): Promise<{ url: string; pid: number; dispose(): Promise<void> }> {
+  const dataDir = path.join(workDir, name);
+  const serve = await startServe(['--data-dir', dataDir], env);
+  return {
+    url: serve.url,
+    pid: serve.child.pid!,
+    async dispose() {
+      serve.child.kill('SIGTERM');
+      await exitOf(serve.child);
+      const db = openDatabase(dataDir);
+      const instance = (db.prepare("SELECT value FROM platform_settings WHERE key = 'instance_id'").get() as { value: string } | undefined)?.value;
+      db.close();
+      if (instance) {
+        const docker = new Docker({ socketPath: loadConfig().dockerSocket });
+        const left = await docker.listContainers({ all: true, filters: { label: [`faas.instance=${instance}`] } });
+        await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+      }
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
 
 /** An in-process gateway on a free port with its own data dir; `env` overrides configuration. */
 export async function benchGateway(workDir: string, name: string, env: Record<string, string> = {}): Promise<RunningGateway & { dispose(): Promise<void> }> {

@@ -37,7 +37,7 @@ export function streamRoutes(app: FastifyInstance, platform: Platform): void {
       websocket: true,
       // Answered before the upgrade, so an unknown id is a plain 404 JSON answer.
       preValidation: async (request) => {
-        sandboxes.get(request.tenant, IdParams.parse(request.params).id);
+        sandboxes.assertOwner(request.tenant, IdParams.parse(request.params).id);
         parseWith(StreamQuery, request.query, 'query');
       },
     },

@@ -246,6 +246,12 @@ export class SandboxService {
     return { ...toContainer(record), lifecycle: this.store.lifecycleOf(id, LIFECYCLE_SHOWN) };
   }
 
+  /** Checks the sandbox exists and belongs to the tenant (404 otherwise), cheaply: for every call on a sandbox. */
+  assertOwner(tenant: string, id: string): void {
+    const record = this.store.getSandbox(id);
+    if (!record || record.tenantId !== tenant) throw notFound('sandbox', id);
+  }
+
   private record(id: string): SandboxRecord {
     const record = this.store.getSandbox(id);
     if (!record) throw notFound('sandbox', id);

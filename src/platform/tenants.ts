@@ -62,6 +62,7 @@ function migrate(db: Db): void {
 
 export class TenantStore {
   private readonly stmt: (sql: string) => Database.Statement;
+  private readonly quotaCache = new Map<string, TenantQuotas>();
   /** Last-used times are written at most once a minute per key. */
   private readonly lastUsedWritten = new Map<string, number>();
 
@@ -98,12 +99,18 @@ export class TenantStore {
   setQuotas(id: string, quotas: TenantQuotas): TenantRecord {
     this.requireTenant(id);
     this.stmt('UPDATE tenants SET quotas = ? WHERE id = ?').run(JSON.stringify(quotas), id);
+    this.quotaCache.delete(id);
     return this.requireTenant(id);
   }
 
-  /** Quotas of a tenant; the default (development) tenant and unknown ones have none. */
+  /** Quotas of a tenant; the default (development) tenant and unknown ones have none. Asked on every request, so kept in memory. */
   quotasOf(tenantId: string): TenantQuotas {
-    return this.getTenant(tenantId)?.quotas ?? {};
+    let quotas = this.quotaCache.get(tenantId);
+    if (!quotas) {
+      quotas = this.getTenant(tenantId)?.quotas ?? {};
+      this.quotaCache.set(tenantId, quotas);
+    }
+    return quotas;
   }
 
   /** A new key for the tenant. The secret is returned here and never again. */

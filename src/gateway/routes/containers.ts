@@ -14,7 +14,7 @@ export function containerRoutes(app: FastifyInstance, platform: Platform): void 
   /** The id from the path, once the caller's tenant is known to own it (another tenant's id is a 404). */
   const owned = (request: FastifyRequest) => {
     const { id } = parseWith(IdParams, request.params, 'path');
-    sandboxes.get(request.tenant, id);
+    sandboxes.assertOwner(request.tenant, id);
     return id;
   };
 
