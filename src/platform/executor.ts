@@ -290,6 +290,14 @@ export class Executor {
       this.running.delete(id);
       if (pooled) this.pools.release(shape);
       if (!opts.capture) this.keepForForks(id, tenant, sandboxId, shape.image);
+      if (snapshot) {
+        // The record of which snapshot it came from goes with the sandbox (after any capture that needs it).
+        const before = this.beforeRemoval.get(sandboxId);
+        this.beforeRemoval.set(sandboxId, async () => {
+          await before?.();
+          this.snap!.snapshots.forgetOrigin(sandboxId);
+        });
+      }
       this.removeLater(sandboxId);
     }
   }

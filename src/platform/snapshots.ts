@@ -272,6 +272,8 @@ export class SnapshotService {
    */
   sweepInternal(olderThanMs: number, now = Date.now()): number {
     const cutoff = new Date(now - olderThanMs).toISOString();
+    // Origins of sandboxes that are gone (ephemeral ones forget theirs when captured).
+    this.stmt('DELETE FROM snapshot_origins WHERE sandbox_id IN (SELECT id FROM platform_sandboxes WHERE deleted = 1)').run();
     const rows = this.stmt('SELECT id FROM snapshots WHERE internal = 1 AND deleted = 0 AND created_at < ?').all(cutoff) as Array<{ id: string }>;
     for (const { id } of rows) {
       this.stmt('UPDATE snapshots SET deleted = 1 WHERE id = ?').run(id);
