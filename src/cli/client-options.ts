@@ -199,3 +199,33 @@ export function reportOutcome(result: ExecutionResult, label: string): void {
   if (result.stdoutTruncated || result.stderrTruncated) notes.push('output truncated');
   if (notes.length > 0) process.stderr.write(`${label}: ${notes.join(', ')}\n`);
 }
+
+/** Prints a command's help on stdout; exit status 0. */
+export function printHelp(text: string): number {
+  console.log(text);
+  return 0;
+}
+
+export type SubcommandHandler = (args: string[], sub: string) => Promise<number>;
+
+/**
+ * The `faas <command> <subcommand> …` shape shared by the client commands: usage on stderr (exit 2) without a
+ * subcommand, usage on stdout for --help, aliases, and one line naming the choices for an unknown subcommand.
+ */
+export function subcommands(command: string, help: string, handlers: Record<string, SubcommandHandler>, aliases: Record<string, string> = {}): (args: string[]) => Promise<number> {
+  return async (args) => {
+    const [first, ...rest] = args;
+    if (first === undefined) {
+      console.error(help);
+      return 2;
+    }
+    if (first === '--help' || first === '-h' || first === 'help') {
+      console.log(help);
+      return 0;
+    }
+    const sub = aliases[first] ?? first;
+    const handler = handlers[sub];
+    if (!handler) throw new CliError(`unknown subcommand "${first}"; one of ${Object.keys(handlers).join(', ')} (see \`faas ${command} --help\`)`);
+    return handler(rest, sub);
+  };
+}

@@ -1,19 +1,7 @@
 /** `faas pools`: warm pools of ready sandboxes for fast ephemeral executions. */
 import type { NetworkMode, PoolInfo, PrewarmOptions } from '@faas/sdk';
 import { CliError, type Command } from '../command.js';
-import {
-  CLIENT_OPTIONS,
-  CLIENT_OPTIONS_HELP,
-  PROCESS_OPTIONS,
-  RESOURCE_OPTIONS,
-  RESOURCE_OPTIONS_HELP,
-  clientFrom,
-  numberOption,
-  parseCommandLine,
-  printJson,
-  table,
-  withErrors,
-} from '../client-options.js';
+import { CLIENT_OPTIONS, CLIENT_OPTIONS_HELP, PROCESS_OPTIONS, RESOURCE_OPTIONS, RESOURCE_OPTIONS_HELP, clientFrom, numberOption, parseCommandLine, printJson, table, withErrors, printHelp, subcommands } from '../client-options.js';
 
 const HELP = `Usage: faas pools <subcommand> [options]
 
@@ -51,7 +39,7 @@ function describe(p: PoolInfo): string {
 async function prewarm(args: string[]): Promise<number> {
   const options = { ...CLIENT_OPTIONS, ...RESOURCE_OPTIONS, workdir: PROCESS_OPTIONS.workdir, count: { type: 'string' } } as const;
   const { values, positionals } = parseCommandLine(args, options, 'run `faas pools prewarm --help` for usage');
-  if (values.help) return help(PREWARM_HELP);
+  if (values.help) return printHelp(PREWARM_HELP);
   if (positionals.length > 0) throw new CliError(`unexpected argument "${positionals[0]}"`);
   const count = numberOption('count', values.count);
   if (count === undefined) throw new CliError('missing --count N: faas pools prewarm --count N [options]');
@@ -75,7 +63,7 @@ async function prewarm(args: string[]): Promise<number> {
 
 async function ls(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandLine(args, CLIENT_OPTIONS, 'run `faas pools ls --help` for usage');
-  if (values.help) return help(LS_HELP);
+  if (values.help) return printHelp(LS_HELP);
   if (positionals.length > 0) throw new CliError(`unexpected argument "${positionals[0]}"`);
   const client = clientFrom(values);
   const pools = await withErrors(() => client.pools.list());
@@ -92,28 +80,7 @@ async function ls(args: string[]): Promise<number> {
   return 0;
 }
 
-function help(text: string): number {
-  console.log(text);
-  return 0;
-}
-
 export const command: Command = {
   summary: 'warm pools of ready sandboxes: prewarm, ls',
-  async run(args) {
-    const [first, ...rest] = args;
-    if (first === undefined) {
-      console.error(HELP);
-      return 2;
-    }
-    if (first === '--help' || first === '-h' || first === 'help') return help(HELP);
-    switch (first) {
-      case 'prewarm':
-        return prewarm(rest);
-      case 'ls':
-      case 'list':
-        return ls(rest);
-      default:
-        throw new CliError(`unknown subcommand "${first}"; one of prewarm, ls (see \`faas pools --help\`)`);
-    }
-  },
+  run: subcommands('pools', HELP, { prewarm, ls }, { list: 'ls' }),
 };

@@ -1,24 +1,7 @@
 /** `faas sandbox`: create, list, inspect, run commands in, stop, resume and delete persistent sandboxes. */
 import type { CreateSandboxOptions, ExecOptions, FaasClient, NetworkMode, Sandbox, SandboxInfo } from '@faas/sdk';
 import { CliError, type Command } from '../command.js';
-import {
-  CLIENT_OPTIONS,
-  CLIENT_OPTIONS_HELP,
-  PROCESS_OPTIONS,
-  PROCESS_OPTIONS_HELP,
-  RESOURCE_OPTIONS,
-  RESOURCE_OPTIONS_HELP,
-  clientFrom,
-  envOption,
-  exitCodeOf,
-  numberOption,
-  parseCommandLine,
-  printJson,
-  readStdin,
-  reportOutcome,
-  table,
-  withErrors,
-} from '../client-options.js';
+import { CLIENT_OPTIONS, CLIENT_OPTIONS_HELP, PROCESS_OPTIONS, PROCESS_OPTIONS_HELP, RESOURCE_OPTIONS, RESOURCE_OPTIONS_HELP, clientFrom, envOption, exitCodeOf, numberOption, parseCommandLine, printJson, readStdin, reportOutcome, table, withErrors, printHelp, subcommands } from '../client-options.js';
 import { commandArgv } from './run.js';
 
 const HELP = `Usage: faas sandbox <subcommand> [options]
@@ -102,7 +85,7 @@ function oneId(positionals: string[], sub: string): string {
 async function create(args: string[]): Promise<number> {
   const options = { ...CLIENT_OPTIONS, ...RESOURCE_OPTIONS, env: PROCESS_OPTIONS.env, workdir: PROCESS_OPTIONS.workdir, 'idle-timeout': { type: 'string' } } as const;
   const { values, positionals, rest } = parseCommandLine(args, options, 'run `faas sandbox create --help` for usage');
-  if (values.help) return help(CREATE_HELP);
+  if (values.help) return printHelp(CREATE_HELP);
   if (positionals.length > 0) throw new CliError(`unexpected argument "${positionals[0]}"; a command goes after "--"`);
   const client = clientFrom(values);
   const opts: CreateSandboxOptions = {};
@@ -129,7 +112,7 @@ async function create(args: string[]): Promise<number> {
 
 async function exec(args: string[]): Promise<number> {
   const { values, positionals, rest } = parseCommandLine(args, { ...CLIENT_OPTIONS, ...PROCESS_OPTIONS }, 'run `faas sandbox exec --help` for usage');
-  if (values.help) return help(EXEC_HELP);
+  if (values.help) return printHelp(EXEC_HELP);
   const id = positionals[0];
   if (id === undefined) throw new CliError('missing the sandbox ID: faas sandbox exec ID -- COMMAND...');
   const argv = commandArgv(positionals, rest, 1);
@@ -158,9 +141,9 @@ async function exec(args: string[]): Promise<number> {
 }
 
 /** ls, get, stop, resume, rm: only the client options and ids. */
-async function simple(sub: string, args: string[]): Promise<number> {
+async function simple(args: string[], sub: string): Promise<number> {
   const { values, positionals, rest } = parseCommandLine(args, CLIENT_OPTIONS, `run \`faas sandbox ${sub} --help\` for usage`);
-  if (values.help) return help(HELPS[sub] ?? HELP);
+  if (values.help) return printHelp(HELPS[sub] ?? HELP);
   if (rest !== undefined && rest.length > 0) throw new CliError(`unexpected argument "${rest[0]}"`);
   const client: FaasClient = clientFrom(values);
   const json = values.json === true;
@@ -215,34 +198,12 @@ async function simple(sub: string, args: string[]): Promise<number> {
   throw new CliError(`unknown subcommand "${sub}"`);
 }
 
-function help(text: string): number {
-  console.log(text);
-  return 0;
-}
-
 export const command: Command = {
   summary: 'manage persistent sandboxes: create, ls, get, exec, stop, resume, rm',
-  async run(args) {
-    const [first, ...rest] = args;
-    if (first === undefined) {
-      console.error(HELP);
-      return 2;
-    }
-    if (first === '--help' || first === '-h' || first === 'help') return help(HELP);
-    const sub = ALIASES[first] ?? first;
-    switch (sub) {
-      case 'create':
-        return create(rest);
-      case 'exec':
-        return exec(rest);
-      case 'ls':
-      case 'get':
-      case 'stop':
-      case 'resume':
-      case 'rm':
-        return simple(sub, rest);
-      default:
-        throw new CliError(`unknown subcommand "${first}"; one of create, ls, get, exec, stop, resume, rm (see \`faas sandbox --help\`)`);
-    }
-  },
+  run: subcommands(
+    'sandbox',
+    HELP,
+    { create, ls: simple, get: simple, exec, stop: simple, resume: simple, rm: simple },
+    ALIASES,
+  ),
 };

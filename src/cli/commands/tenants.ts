@@ -1,7 +1,7 @@
 /** `faas tenants`: the admin's commands for tenants and their quotas (the admin key from --api-key / $FAAS_API_KEY). */
 import { NotFoundError, type FaasClient, type Tenant, type TenantQuotas } from '@faas/sdk';
 import { CliError, type Command } from '../command.js';
-import { CLIENT_OPTIONS, CLIENT_OPTIONS_HELP, clientFrom, numberOption, parseCommandLine, printJson, table, withErrors } from '../client-options.js';
+import { CLIENT_OPTIONS, CLIENT_OPTIONS_HELP, clientFrom, numberOption, parseCommandLine, printJson, table, withErrors, printHelp, subcommands } from '../client-options.js';
 
 const QUOTA_OPTIONS = {
   'max-sandboxes': { type: 'string' },
@@ -126,7 +126,7 @@ function oneArg(positionals: string[], usage: string): string {
 
 async function create(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandLine(args, { ...CLIENT_OPTIONS, ...QUOTA_OPTIONS }, 'run `faas tenants create --help` for usage');
-  if (values.help) return help(CREATE_HELP);
+  if (values.help) return printHelp(CREATE_HELP);
   const name = oneArg(positionals, 'create NAME');
   const quotas = applyQuotas({}, quotaFlags(values));
   const client = clientFrom(values);
@@ -138,7 +138,7 @@ async function create(args: string[]): Promise<number> {
 
 async function quotas(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandLine(args, { ...CLIENT_OPTIONS, ...QUOTA_OPTIONS, reset: { type: 'boolean' } }, 'run `faas tenants quotas --help` for usage');
-  if (values.help) return help(QUOTAS_HELP);
+  if (values.help) return printHelp(QUOTAS_HELP);
   const id = oneArg(positionals, 'quotas ID [options]');
   const changes = quotaFlags(values);
   const client = clientFrom(values);
@@ -153,9 +153,9 @@ async function quotas(args: string[]): Promise<number> {
   });
 }
 
-async function simple(sub: 'ls' | 'show', args: string[]): Promise<number> {
+async function simple(args: string[], sub: string): Promise<number> {
   const { values, positionals } = parseCommandLine(args, CLIENT_OPTIONS, `run \`faas tenants ${sub} --help\` for usage`);
-  if (values.help) return help(sub === 'ls' ? simpleHelp('ls', 'Lists the tenants (alias: list).') : simpleHelp('show ID', 'Shows one tenant, by id or name.'));
+  if (values.help) return printHelp(sub === 'ls' ? simpleHelp('ls', 'Lists the tenants (alias: list).') : simpleHelp('show ID', 'Shows one tenant, by id or name.'));
   const client = clientFrom(values);
   if (sub === 'ls') {
     if (positionals.length > 0) throw new CliError(`unexpected argument "${positionals[0]}"`);
@@ -171,31 +171,7 @@ async function simple(sub: 'ls' | 'show', args: string[]): Promise<number> {
   return 0;
 }
 
-function help(text: string): number {
-  console.log(text);
-  return 0;
-}
-
 export const command: Command = {
   summary: 'manage tenants and their quotas (admin): create, ls, show, quotas',
-  async run(args) {
-    const [first, ...rest] = args;
-    if (first === undefined) {
-      console.error(HELP);
-      return 2;
-    }
-    if (first === '--help' || first === '-h' || first === 'help') return help(HELP);
-    const sub = ALIASES[first] ?? first;
-    switch (sub) {
-      case 'create':
-        return create(rest);
-      case 'quotas':
-        return quotas(rest);
-      case 'ls':
-      case 'show':
-        return simple(sub, rest);
-      default:
-        throw new CliError(`unknown subcommand "${first}"; one of create, ls, show, quotas (see \`faas tenants --help\`)`);
-    }
-  },
+  run: subcommands('tenants', HELP, { create, ls: simple, show: simple, quotas }, ALIASES),
 };
