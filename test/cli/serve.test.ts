@@ -33,6 +33,14 @@ describe('faas serve', () => {
     }
   });
 
+  it('still shuts down cleanly when whoever read its output has gone away', async () => {
+    const serve = await startServe(['--data-dir', dataDir]);
+    serve.child.stdout!.destroy();
+    serve.child.stderr!.destroy();
+    serve.child.kill('SIGTERM');
+    expect(await exitOf(serve.child)).toEqual({ code: 0, signal: null });
+  });
+
   it('takes its settings from the environment too, and rejects bad ones with one line', async () => {
     const serve = await startServe([], { FAAS_DATA_DIR: dataDir, FAAS_HOST: '127.0.0.1' });
     expect(serve.firstLine).toContain(`data: ${dataDir}`);

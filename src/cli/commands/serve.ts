@@ -44,6 +44,8 @@ export const command: Command = {
     } catch (err) {
       throw new CliError(errorMessage(err));
     }
+    // Whoever reads our output may go away (a closed pipe): that must not turn a clean shutdown into a crash.
+    for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
     let gateway;
     try {
       gateway = await startGateway({ ...config, logLevel: process.env.FAAS_LOG_LEVEL ? config.logLevel : 'warn' });
