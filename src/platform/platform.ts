@@ -92,7 +92,7 @@ export async function createPlatform(config: GatewayConfig): Promise<Platform> {
   const storage = storageConfigFromEnv(env, config.dataDir);
   const blobs = await BlobStore.open({ dataDir: config.dataDir, db, l1MaxBytes: storage.l1MaxBytes, s3: storage.s3, fsync: storage.fsync });
   const resultCache = new ResultCache(db, blobs, cacheTtlFromEnv(env));
-  const snapshots = new SnapshotService(db, blobs, runtime);
+  const snapshots = new SnapshotService(db, blobs, runtime, (tenant) => tenants.quotasOf(tenant).snapshot_bytes);
   const forkSettings = forkSettingsFromEnv(env);
   const executor: Executor = new Executor(runtime, sandboxes, store, metrics, pools, volumesFor, quotas, {
     cache: resultCache,

@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import type { ExecuteResult } from '@faas/protocol';
 import type Database from 'better-sqlite3';
-import type { Db } from '../db/sqlite.js';
+import { type Db, preparedStatements } from '../db/sqlite.js';
 import type { BlobStore } from '../storage/index.js';
 
 export const DEFAULT_CACHE_TTL_S = 3600;
@@ -72,16 +72,17 @@ export function cacheTtlFromEnv(env: NodeJS.ProcessEnv): number {
 }
 
 export class ResultCache {
-  private readonly statements = new Map<string, Database.Statement>();
+  private readonly stmt: (sql: string) => Database.Statement;
   private readonly memory = new Map<string, { tenant: string; expiresAt: number; outcome: CachedOutcome }>();
   /** Runs under way per key: concurrent identical requests wait for the first instead of running again. */
   readonly flights = new Map<string, Promise<CachedOutcome | null>>();
 
   constructor(
-    private readonly db: Db,
+    db: Db,
     private readonly blobs: BlobStore,
     readonly defaultTtlS: number = DEFAULT_CACHE_TTL_S,
   ) {
+    this.stmt = preparedStatements(db);
     db.exec(`
       CREATE TABLE IF NOT EXISTS result_cache (
         key TEXT PRIMARY KEY,
@@ -96,14 +97,6 @@ export class ResultCache {
     `);
   }
 
-  private stmt(sql: string): Database.Statement {
-    let s = this.statements.get(sql);
-    if (!s) {
-      s = this.db.prepare(sql);
-      this.statements.set(sql, s);
-    }
-    return s;
-  }
 
   /** The cached outcome of `key` for `tenant`, or null (expired entries are dropped on the way). */
   async lookup(tenant: string, key: string, now = Date.now()): Promise<CachedOutcome | null> {

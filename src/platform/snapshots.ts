@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Snapshot } from '@faas/protocol';
 import type Database from 'better-sqlite3';
-import type { Db } from '../db/sqlite.js';
+import { type Db, preparedStatements } from '../db/sqlite.js';
 import { FaasError, errorMessage } from '../errors.js';
 import type { Runtime } from '../runtimes/runtime.js';
 import type { BlobStore } from '../storage/index.js';
@@ -113,13 +113,16 @@ export function toSnapshot(r: SnapshotRecord): Snapshot {
 }
 
 export class SnapshotService {
-  private readonly statements = new Map<string, Database.Statement>();
+  private readonly stmt: (sql: string) => Database.Statement;
 
   constructor(
-    private readonly db: Db,
+    db: Db,
     private readonly blobs: BlobStore,
     private readonly runtime: Runtime,
+    /** The tenant's `snapshot_bytes` quota, if it has one. */
+    private readonly bytesQuotaOf: (tenant: string) => number | undefined = () => undefined,
   ) {
+    this.stmt = preparedStatements(db);
     db.exec(`
       CREATE TABLE IF NOT EXISTS snapshots (
         id TEXT PRIMARY KEY,
@@ -146,13 +149,18 @@ export class SnapshotService {
     `);
   }
 
-  private stmt(sql: string): Database.Statement {
-    let s = this.statements.get(sql);
-    if (!s) {
-      s = this.db.prepare(sql);
-      this.statements.set(sql, s);
-    }
-    return s;
+
+  /** Bytes the tenant's snapshots occupy in storage (what the `snapshot_bytes` quota counts). */
+  storedBytesOf(tenant: string): number {
+    const row = this.stmt('SELECT COALESCE(SUM(stored_bytes), 0) AS n FROM snapshots WHERE tenant_id = ? AND deleted = 0 AND internal = 0').get(tenant) as { n: number };
+    return row.n;
+  }
+
+  private overQuota(tenant: string, quota: number): FaasError {
+    return new FaasError(
+      'forbidden',
+      `this tenant's snapshots would take more than its ${quota} bytes (quota snapshot_bytes; ${this.storedBytesOf(tenant)} in use); delete snapshots it no longer needs`,
+    );
   }
 
   /** The snapshot a sandbox was restored from (its next snapshot's parent). */
@@ -175,6 +183,8 @@ export class SnapshotService {
     opts: { name?: string | undefined; source?: string | null; image?: string | undefined; internal?: boolean; freeze?: boolean } = {},
   ): Promise<SnapshotRecord> {
     const pending = `snapshot-pending:${randomBytes(8).toString('hex')}`;
+    const quota = opts.internal ? undefined : this.bytesQuotaOf(tenant);
+    if (quota !== undefined && this.storedBytesOf(tenant) >= quota) throw this.overQuota(tenant, quota);
     try {
       const taken = await this.runtime.captureChanges(sandboxId, async (changes) => {
         // lz4 ('fast'): a checkpoint's cost stays close to the engine's own archive copy; zstd would double it.
@@ -182,6 +192,8 @@ export class SnapshotService {
         return { put, changes };
       }, { freeze: opts.freeze !== false });
       const { put, changes } = taken;
+      // Unrecorded, the new blobs lose their only reference below and go with the next gc.
+      if (quota !== undefined && this.storedBytesOf(tenant) + put.storedBytes > quota) throw this.overQuota(tenant, quota);
       const image = opts.image ?? changes.image;
       const meta: SnapshotMeta = {
         v: 1,

@@ -150,6 +150,18 @@ describe('quotas', () => {
     await api(gw.url, 'DELETE', `/api/v1/containers/${first.body.id}`, undefined, t.headers);
   });
 
+  it('limits the bytes of snapshots a tenant keeps with 403 naming snapshot_bytes', async () => {
+    const t = await tenantWithKey('few-bytes', { snapshot_bytes: 1 });
+    const refused = await api(gw.url, 'POST', '/api/v1/execute', { mode: 'checkpointed', command: 'echo data > /workspace/f' }, t.headers);
+    expect(refused.status).toBe(403);
+    expect(refused.body).toMatchObject({ error: 'forbidden', message: expect.stringContaining('snapshot_bytes') });
+    expect((await api(gw.url, 'GET', '/api/v1/snapshots', undefined, t.headers)).body.snapshots).toEqual([]);
+    const roomy = await tenantWithKey('many-bytes', { snapshot_bytes: 10 * 1024 * 1024 });
+    const taken = await api(gw.url, 'POST', '/api/v1/execute', { mode: 'checkpointed', command: 'echo data > /workspace/f' }, roomy.headers);
+    expect(taken.status).toBe(200);
+    expect(taken.body.snapshot_id).toMatch(/^snap_/);
+  });
+
   it('limits executions per minute with 429 and Retry-After', async () => {
     const t = await tenantWithKey('slow-lane', { executions_per_minute: 2 });
     expect((await api(gw.url, 'POST', '/api/v1/execute', { command: 'true' }, t.headers)).status).toBe(200);
