@@ -1,8 +1,8 @@
 /** `FaasClient`: the REST calls of /api/v1, NDJSON streaming of executions, and the WebSocket stream. */
 import { LIMITS, type ExecutionMode, type StreamEvent } from '@faas/protocol';
 import { FaasError, ValidationError, errorFromWire } from './errors.js';
-import { Transport, networkFailure, type Method } from './http.js';
-import { NdjsonDecoder, toStreamEvent } from './ndjson.js';
+import { Transport, readNdjsonBody, type Method } from './http.js';
+import { toStreamEvent } from './ndjson.js';
 import { SandboxStream, type StreamOptions } from './stream.js';
 import { Caches } from './caches.js';
 import { ResultCache, Snapshots, fork, type ForkOptions, type ForkResult, type Snapshot } from './snapshots.js';
@@ -290,7 +290,6 @@ export class FaasClient {
   ): Promise<ExecutionResult> {
     const out = new CappedText(LIMITS.outputCapBytes);
     const err = new CappedText(LIMITS.outputCapBytes);
-    const decoder = new NdjsonDecoder();
     let exit: Extract<StreamEvent, { type: 'exit' }> | undefined;
     const handle = (value: unknown): void => {
       const event = toStreamEvent(value);
@@ -313,27 +312,7 @@ export class FaasClient {
           break;
       }
     };
-    const reader = response.body?.getReader();
-    if (reader) {
-      try {
-        for (;;) {
-          let chunk: ReadableStreamReadResult<Uint8Array>;
-          try {
-            chunk = await reader.read();
-          } catch (e) {
-            if (e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError')) throw this.transport.timeoutError(timeoutMs);
-            throw this.transport.lostError(networkFailure(e).reason, e);
-          }
-          if (chunk.done) break;
-          for (const value of decoder.push(chunk.value)) handle(value);
-          if (exit) break;
-        }
-        if (!exit) for (const value of decoder.end()) handle(value);
-      } finally {
-        if (exit) await reader.cancel().catch(() => undefined);
-        reader.releaseLock();
-      }
-    }
+    await readNdjsonBody(response, this.transport, timeoutMs, handle, () => exit !== undefined);
     if (!exit) throw this.transport.lostError('the execution stream ended before its exit event');
     return resultFromStream({
       exit,

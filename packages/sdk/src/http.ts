@@ -7,6 +7,7 @@
  * Nothing else is retried: a POST that may have reached the gateway is never sent twice.
  */
 import { ConnectionError, FaasError, TimeoutError, errorFromWire } from './errors.js';
+import { NdjsonDecoder } from './ndjson.js';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
@@ -163,4 +164,33 @@ export class Transport {
     const jittered = base / 2 + Math.random() * (base / 2);
     return sleep(Math.min(MAX_BACKOFF_MS, jittered));
   }
+}
+
+/**
+ * Feeds each JSON line of a streamed (NDJSON) answer to `handle` until `isDone()` says the final event came or the
+ * stream ends; turns read failures into the transport's typed errors. Returns whether the final event came.
+ */
+export async function readNdjsonBody(response: Response, transport: Transport, timeoutMs: number, handle: (value: unknown) => void, isDone: () => boolean): Promise<boolean> {
+  const decoder = new NdjsonDecoder();
+  const reader = response.body?.getReader();
+  if (!reader) return false;
+  try {
+    for (;;) {
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch (e) {
+        if (e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError')) throw transport.timeoutError(timeoutMs);
+        throw transport.lostError(networkFailure(e).reason, e);
+      }
+      if (chunk.done) break;
+      for (const value of decoder.push(chunk.value)) handle(value);
+      if (isDone()) break;
+    }
+    if (!isDone()) for (const value of decoder.end()) handle(value);
+  } finally {
+    if (isDone()) await reader.cancel().catch(() => undefined);
+    reader.releaseLock();
+  }
+  return isDone();
 }

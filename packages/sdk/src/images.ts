@@ -4,8 +4,7 @@
  */
 import { ImageBuildEvent } from '@faas/protocol';
 import { FaasError, ValidationError, errorFromWire } from './errors.js';
-import { networkFailure, type Transport } from './http.js';
-import { NdjsonDecoder } from './ndjson.js';
+import { readNdjsonBody, type Transport } from './http.js';
 import { buildImageRequestToWire, imageFromWire, imageListFromWire, type BuildImageOptions, type ImageInfo } from './wire-admin.js';
 
 const NDJSON = 'application/x-ndjson';
@@ -46,7 +45,6 @@ export class Images {
         throw new FaasError('invalid_response', 'the gateway answered an image build with neither NDJSON nor JSON');
       }
     }
-    const decoder = new NdjsonDecoder();
     let done: ImageInfo | undefined;
     const handle = (value: unknown): void => {
       const parsed = ImageBuildEvent.safeParse(value);
@@ -56,27 +54,7 @@ export class Images {
       else if (event.type === 'done') done = imageFromWire(event.image);
       else throw errorFromWire(0, { error: event.code, message: event.message });
     };
-    const reader = response.body?.getReader();
-    if (reader) {
-      try {
-        for (;;) {
-          let chunk: ReadableStreamReadResult<Uint8Array>;
-          try {
-            chunk = await reader.read();
-          } catch (e) {
-            if (e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError')) throw this.transport.timeoutError(timeoutMs);
-            throw this.transport.lostError(networkFailure(e).reason, e);
-          }
-          if (chunk.done) break;
-          for (const value of decoder.push(chunk.value)) handle(value);
-          if (done) break;
-        }
-        if (!done) for (const value of decoder.end()) handle(value);
-      } finally {
-        if (done) await reader.cancel().catch(() => undefined);
-        reader.releaseLock();
-      }
-    }
+    await readNdjsonBody(response, this.transport, timeoutMs, handle, () => done !== undefined);
     if (!done) throw this.transport.lostError('the image build stream ended before its done event');
     return done;
   }
