@@ -78,7 +78,7 @@ export async function createPlatform(config: GatewayConfig): Promise<Platform> {
   const metrics = new PlatformMetrics();
   // Builds may be silent for long: a client without the runtime's request timeout.
   const templates = new TemplateService(new Docker({ socketPath: config.dockerSocket }));
-  const caches = DependencyCaches.fromEnv(runtime.docker);
+  const caches = DependencyCaches.fromEnv(runtime.docker, config.env ?? process.env);
   const volumesFor = (tenant: string) => caches.mountsFor(tenant);
   const tenants = new TenantStore(db);
   // Running sandboxes of a tenant: persistent ones plus ephemeral executions under way.

@@ -27,8 +27,11 @@ export interface TestGatewayOptions {
 
 export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<TestGateway> {
   const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'faas-test-'));
+  // Dependency caches are named volumes that outlive a gateway (they are shared by tenant); tests that are not
+  // about them keep them off, so test tenants do not leave volumes behind.
+  const env = { ...process.env, FAAS_DEPENDENCY_CACHES: 'off', ...opts.env };
   const config = {
-    ...loadConfig({ host: '127.0.0.1', port: 0, dataDir, heartbeatMs: opts.heartbeatMs }, { ...process.env, ...opts.env }),
+    ...loadConfig({ host: '127.0.0.1', port: 0, dataDir, heartbeatMs: opts.heartbeatMs }, env),
     logLevel: 'silent' as const,
   };
   const gateway = await startGateway(config);

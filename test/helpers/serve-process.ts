@@ -15,7 +15,8 @@ export interface ServeProcess {
 /** Starts the gateway on a free port and resolves once it printed where it listens. */
 export function startServe(args: string[], env: Record<string, string> = {}): Promise<ServeProcess> {
   const child = spawn(process.execPath, [FAAS_BIN, 'serve', '--port', '0', ...args], {
-    env: { ...process.env, ...env },
+    // Dependency caches (volumes that outlive the gateway) stay off unless a caller asks for them.
+    env: { ...process.env, FAAS_DEPENDENCY_CACHES: 'off', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

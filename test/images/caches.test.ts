@@ -142,11 +142,16 @@ describe('sizes and purge', () => {
 
 describe('routes', () => {
   let gw: TestGateway;
+  let existing: Set<string>;
   beforeAll(async () => {
-    gw = await startTestGateway();
+    existing = new Set(((await docker.listVolumes()).Volumes ?? []).map((v) => v.Name));
+    gw = await startTestGateway({ env: { FAAS_DEPENDENCY_CACHES: 'npm,pip,cargo,go-mod,go-build' } });
   });
   afterAll(async () => {
     await gw?.close();
+    // The default tenant's caches outlive gateways by design; remove the ones this test made, never older ones.
+    const made = ((await docker.listVolumes()).Volumes ?? []).filter((v) => v.Name.startsWith('faas-cache-default-') && !existing.has(v.Name));
+    await Promise.all(made.map((v) => docker.getVolume(v.Name).remove().catch(() => undefined)));
   });
 
   it('GET /api/v1/caches lists the caches of the tenant with sizes; DELETE of an unknown one is a 404', async () => {
