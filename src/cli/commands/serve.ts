@@ -57,8 +57,8 @@ export const command: Command = {
     if (gateway.generatedAdminKey) {
       console.log(`faas gateway: generated the admin key (shown this once; only its hash is kept): ${gateway.generatedAdminKey}`);
     }
-    console.log(`faas gateway listening on ${gateway.url} (runtime: ${gateway.platform.runtime.name}, ${engine}; data: ${config.dataDir})`);
-    await new Promise<void>((resolve) => {
+    // Handlers first, then the line that says we are up: a supervisor may signal us the moment it reads it.
+    const stopped = new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         console.log(`faas gateway: ${signal} received, shutting down (persistent sandboxes keep running)`);
         void gateway.close().then(resolve, resolve);
@@ -66,6 +66,8 @@ export const command: Command = {
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
     });
+    console.log(`faas gateway listening on ${gateway.url} (runtime: ${gateway.platform.runtime.name}, ${engine}; data: ${config.dataDir})`);
+    await stopped;
     return 0;
   },
 };
