@@ -3,7 +3,7 @@
  * one-line usage errors, and turning SDK errors into one line and an exit code.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConnectionError, FaasClient, FaasError, type ExecutionResult } from '@faas/sdk';
+import { ConnectionError, FaasClient, FaasError, type ExecutionResult, type NetworkMode, type ResourceOptions } from '@faas/sdk';
 import { CliError } from './command.js';
 
 /** Options every client subcommand accepts. */
@@ -90,6 +90,26 @@ export function numberOption(name: string, value: string | undefined, fraction =
 }
 
 /** `--env K=V` values as a record. */
+/** The sandbox limits given with the RESOURCE_OPTIONS flags, as SDK options (absent flags stay absent). */
+export function resourceOptionsFrom(values: {
+  memory?: string | undefined;
+  cpus?: string | undefined;
+  'pids-limit'?: string | undefined;
+  network?: string | undefined;
+  'read-only'?: boolean | undefined;
+}): ResourceOptions {
+  const opts: ResourceOptions = {};
+  const memoryMb = numberOption('memory', values.memory);
+  if (memoryMb !== undefined) opts.memoryMb = memoryMb;
+  const cpuCores = numberOption('cpus', values.cpus, true);
+  if (cpuCores !== undefined) opts.cpuCores = cpuCores;
+  const pidsLimit = numberOption('pids-limit', values['pids-limit']);
+  if (pidsLimit !== undefined) opts.pidsLimit = pidsLimit;
+  if (values.network !== undefined) opts.network = values.network as NetworkMode;
+  if (values['read-only']) opts.readOnly = true;
+  return opts;
+}
+
 export function envOption(values: string[] | undefined): Record<string, string> | undefined {
   if (values === undefined || values.length === 0) return undefined;
   const env: Record<string, string> = {};

@@ -23,7 +23,7 @@ import {
   type NetworkMode,
 } from '@faas/protocol';
 import { FaasError, ValidationError } from './errors.js';
-import type { Schema, SchemaIssue } from './wire.js';
+import { parseAnswer, type Schema, type SchemaIssue } from './wire.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Public types (camelCase).
@@ -240,15 +240,6 @@ export function buildImageRequestToWire(options: BuildImageOptions): BuildImageR
 // ---------------------------------------------------------------------------------------------------------------
 // Wire answers → results.
 
-function parseAnswer<T>(schema: Schema<T>, body: unknown, what: string): T {
-  const parsed = schema.safeParse(body);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const where = issue ? `${issue.path.map(String).join('.') || '(root)'}: ${issue.message}` : 'unknown';
-    throw new FaasError('invalid_response', `the gateway's ${what} does not match the protocol (${where})`, { cause: parsed.error });
-  }
-  return parsed.data;
-}
 
 function poolFrom(p: WirePoolInfo): PoolInfo {
   return {

@@ -286,7 +286,7 @@ export function normalizeExecInput(input: string | string[] | ExecOptions): Exec
 // ---------------------------------------------------------------------------------------------------------------
 // Wire answers → results.
 
-function parseAnswer<T>(schema: Schema<T>, body: unknown, what: string): T {
+export function parseAnswer<T>(schema: Schema<T>, body: unknown, what: string): T {
   const parsed = schema.safeParse(body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

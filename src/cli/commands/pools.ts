@@ -1,7 +1,7 @@
 /** `faas pools`: warm pools of ready sandboxes for fast ephemeral executions. */
-import type { NetworkMode, PoolInfo, PrewarmOptions } from '@faas/sdk';
+import type { PoolInfo, PrewarmOptions } from '@faas/sdk';
 import { CliError, type Command } from '../command.js';
-import { CLIENT_OPTIONS, CLIENT_OPTIONS_HELP, PROCESS_OPTIONS, RESOURCE_OPTIONS, RESOURCE_OPTIONS_HELP, clientFrom, numberOption, parseCommandLine, printJson, table, withErrors, printHelp, subcommands } from '../client-options.js';
+import { CLIENT_OPTIONS, CLIENT_OPTIONS_HELP, PROCESS_OPTIONS, RESOURCE_OPTIONS, RESOURCE_OPTIONS_HELP, clientFrom, numberOption, parseCommandLine, printJson, table, withErrors, printHelp, subcommands, resourceOptionsFrom } from '../client-options.js';
 
 const HELP = `Usage: faas pools <subcommand> [options]
 
@@ -46,14 +46,7 @@ async function prewarm(args: string[]): Promise<number> {
   const opts: PrewarmOptions = { count };
   if (values.image !== undefined) opts.image = values.image;
   if (values.workdir !== undefined) opts.workingDir = values.workdir;
-  const memoryMb = numberOption('memory', values.memory);
-  if (memoryMb !== undefined) opts.memoryMb = memoryMb;
-  const cpuCores = numberOption('cpus', values.cpus, true);
-  if (cpuCores !== undefined) opts.cpuCores = cpuCores;
-  const pidsLimit = numberOption('pids-limit', values['pids-limit']);
-  if (pidsLimit !== undefined) opts.pidsLimit = pidsLimit;
-  if (values.network !== undefined) opts.network = values.network as NetworkMode;
-  if (values['read-only']) opts.readOnly = true;
+  Object.assign(opts, resourceOptionsFrom(values));
   const client = clientFrom(values);
   const pool = await withErrors(() => client.pools.prewarm(opts));
   if (values.json) printJson(pool);

@@ -1,23 +1,7 @@
 /** `faas run`: run one command in a fresh sandbox, its output live on this terminal, its exit code as ours. */
-import { executeRequestToWire, type ExecuteOptions, type ExecutionMode, type FaasClient, type NetworkMode, type OutputCallbacks } from '@faas/sdk';
+import { executeRequestToWire, type ExecuteOptions, type ExecutionMode, type FaasClient, type OutputCallbacks } from '@faas/sdk';
 import { CliError, type Command } from '../command.js';
-import {
-  CLIENT_OPTIONS,
-  CLIENT_OPTIONS_HELP,
-  PROCESS_OPTIONS,
-  PROCESS_OPTIONS_HELP,
-  RESOURCE_OPTIONS,
-  RESOURCE_OPTIONS_HELP,
-  clientFrom,
-  envOption,
-  exitCodeOf,
-  numberOption,
-  parseCommandLine,
-  printJson,
-  readStdin,
-  reportOutcome,
-  withErrors,
-} from '../client-options.js';
+import { CLIENT_OPTIONS, CLIENT_OPTIONS_HELP, PROCESS_OPTIONS, PROCESS_OPTIONS_HELP, RESOURCE_OPTIONS, RESOURCE_OPTIONS_HELP, clientFrom, envOption, exitCodeOf, numberOption, parseCommandLine, printJson, readStdin, reportOutcome, withErrors, resourceOptionsFrom } from '../client-options.js';
 
 const HELP = `Usage: faas run [options] -- COMMAND [ARG...]
 
@@ -89,14 +73,7 @@ export const command: Command = {
     if (values.workdir !== undefined) options.workingDir = values.workdir;
     const timeoutMs = numberOption('timeout', values.timeout);
     if (timeoutMs !== undefined) options.timeoutMs = timeoutMs;
-    const memoryMb = numberOption('memory', values.memory);
-    if (memoryMb !== undefined) options.memoryMb = memoryMb;
-    const cpuCores = numberOption('cpus', values.cpus, true);
-    if (cpuCores !== undefined) options.cpuCores = cpuCores;
-    const pidsLimit = numberOption('pids-limit', values['pids-limit']);
-    if (pidsLimit !== undefined) options.pidsLimit = pidsLimit;
-    if (values.network !== undefined) options.network = values.network as NetworkMode;
-    if (values['read-only']) options.readOnly = true;
+    Object.assign(options, resourceOptionsFrom(values));
     if (values.stdin) options.stdin = await readStdin();
 
     return withErrors(async () => {

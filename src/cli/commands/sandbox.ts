@@ -1,7 +1,7 @@
 /** `faas sandbox`: create, list, inspect, run commands in, stop, resume and delete persistent sandboxes. */
-import type { CreateSandboxOptions, ExecOptions, FaasClient, NetworkMode, Sandbox, SandboxInfo } from '@faas/sdk';
+import type { CreateSandboxOptions, ExecOptions, FaasClient, Sandbox, SandboxInfo } from '@faas/sdk';
 import { CliError, type Command } from '../command.js';
-import { CLIENT_OPTIONS, CLIENT_OPTIONS_HELP, PROCESS_OPTIONS, PROCESS_OPTIONS_HELP, RESOURCE_OPTIONS, RESOURCE_OPTIONS_HELP, clientFrom, envOption, exitCodeOf, numberOption, parseCommandLine, printJson, readStdin, reportOutcome, table, withErrors, printHelp, subcommands } from '../client-options.js';
+import { CLIENT_OPTIONS, CLIENT_OPTIONS_HELP, PROCESS_OPTIONS, PROCESS_OPTIONS_HELP, RESOURCE_OPTIONS, RESOURCE_OPTIONS_HELP, clientFrom, envOption, exitCodeOf, numberOption, parseCommandLine, printJson, readStdin, reportOutcome, table, withErrors, printHelp, subcommands, resourceOptionsFrom } from '../client-options.js';
 import { commandArgv } from './run.js';
 
 const HELP = `Usage: faas sandbox <subcommand> [options]
@@ -94,14 +94,7 @@ async function create(args: string[]): Promise<number> {
   const env = envOption(values.env);
   if (env) opts.env = env;
   if (values.workdir !== undefined) opts.workingDir = values.workdir;
-  const memoryMb = numberOption('memory', values.memory);
-  if (memoryMb !== undefined) opts.memoryMb = memoryMb;
-  const cpuCores = numberOption('cpus', values.cpus, true);
-  if (cpuCores !== undefined) opts.cpuCores = cpuCores;
-  const pidsLimit = numberOption('pids-limit', values['pids-limit']);
-  if (pidsLimit !== undefined) opts.pidsLimit = pidsLimit;
-  if (values.network !== undefined) opts.network = values.network as NetworkMode;
-  if (values['read-only']) opts.readOnly = true;
+  Object.assign(opts, resourceOptionsFrom(values));
   const idle = numberOption('idle-timeout', values['idle-timeout']);
   if (idle !== undefined) opts.idleTimeoutS = idle;
   const sandbox = await withErrors(() => client.containers.create(opts));
