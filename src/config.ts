@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { QuietTimeOptions } from './platform/quiet-time.js';
 
 export interface GatewayConfig {
   /** The environment it was loaded from: modules with their own variables (storage, result cache, forks) read it. */
@@ -24,6 +25,8 @@ export interface GatewayConfig {
   dockerSocket: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   pools: { maxTotal: number; maxPerPool: number; idleShrinkMs: number; fillConcurrency: number };
+  /** When background work (removals, pool refills) may run: see QuietTime. */
+  background: QuietTimeOptions;
   /**
    * API keys. On when FAAS_ADMIN_KEY is set or FAAS_AUTH=on (or a generated admin key exists in the data dir);
    * off only for a single-user gateway on loopback.
@@ -97,6 +100,10 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
       maxPerPool: intFrom('FAAS_POOL_MAX_PER_POOL', env.FAAS_POOL_MAX_PER_POOL, 64, 0, 10_000),
       idleShrinkMs: intFrom('FAAS_POOL_IDLE_SHRINK_MS', env.FAAS_POOL_IDLE_SHRINK_MS, 60_000, 100, 86_400_000),
       fillConcurrency: intFrom('FAAS_POOL_FILL_CONCURRENCY', env.FAAS_POOL_FILL_CONCURRENCY, 1, 1, 64),
+    },
+    background: {
+      quietMs: intFrom('FAAS_BACKGROUND_QUIET_MS', env.FAAS_BACKGROUND_QUIET_MS, 150, 0, 60_000),
+      maxDelayMs: intFrom('FAAS_BACKGROUND_MAX_DELAY_MS', env.FAAS_BACKGROUND_MAX_DELAY_MS, 2_000, 0, 600_000),
     },
   };
 }

@@ -13,6 +13,7 @@ import { type SandboxService, type VolumesFor, shellArgv } from './sandboxes.js'
 import { QuotaGuard } from './quotas.js';
 import type { PlatformStore } from './store.js';
 import type { PoolShape, WarmPools } from './warm-pool.js';
+import type { QuietTime } from './quiet-time.js';
 import { type CachedOutcome, ResultCache, cacheKey } from './result-cache.js';
 import type { SnapshotRecord, SnapshotService } from './snapshots.js';
 
@@ -33,6 +34,12 @@ interface Kept {
   /** Its snapshot (null when it could not be kept); taken while its sandbox waits for removal. */
   snapshot: Promise<SnapshotRecord | null>;
   why?: string;
+}
+
+/** A finished sandbox waiting for removal, since when (`performance.now()`). */
+interface Removal {
+  sandboxId: string;
+  since: number;
 }
 
 /** Above this many sandboxes waiting for removal, two removals run at once. */
@@ -60,7 +67,7 @@ export function toExecuteResult(id: string, mode: ExecutionMode, o: ProcessOutco
 
 export class Executor {
   /** Finished ephemeral sandboxes waiting for removal, and the removals under way; drained on shutdown. */
-  private readonly removals: string[] = [];
+  private readonly removals: Removal[] = [];
   private readonly cleanups = new Set<Promise<void>>();
   /** Processes of ephemeral executions under way, killed if the gateway shuts down. */
   private readonly running = new Map<string, { handle: ProcessHandle | null; finished: Promise<unknown> }>();
@@ -73,6 +80,8 @@ export class Executor {
     private readonly store: PlatformStore,
     private readonly metrics: PlatformMetrics,
     private readonly pools: WarmPools,
+    /** Removals wait for a pause in executions (see QuietTime). */
+    private readonly quiet: QuietTime,
     private readonly volumesFor: VolumesFor = async () => [],
     private readonly quotas: QuotaGuard = new QuotaGuard(() => ({}), () => 0),
     private readonly snap: ExecutorSnapshots | null = null,
@@ -233,6 +242,7 @@ export class Executor {
     // A sandbox restored from a snapshot is made for the request; a pooled one has the image's files only.
     let sandboxId = snapshot ? null : await this.pools.take(shape);
     const pooled = sandboxId !== null;
+    this.quiet.activity();
     if (sandboxId === null) {
       await resolveImageFor(this.runtime, tenant, shape.image);
       if (!snapshot) this.pools.noteMiss(shape);
@@ -287,6 +297,7 @@ export class Executor {
       }
       return result;
     } finally {
+      this.quiet.activity();
       this.running.delete(id);
       if (pooled) this.pools.release(shape);
       if (!opts.capture) this.keepForForks(id, tenant, sandboxId, shape.image);
@@ -366,17 +377,19 @@ export class Executor {
    * milliseconds of CPU, and running many at once would slow the executions being answered meanwhile.
    */
   private removeLater(sandboxId: string): void {
-    this.removals.push(sandboxId);
+    this.removals.push({ sandboxId, since: performance.now() });
     this.pumpRemovals();
   }
 
   private pumpRemovals(): void {
     const limit = this.removals.length > REMOVAL_BACKLOG_FOR_TWO ? 2 : 1;
     while (this.cleanups.size < limit && this.removals.length > 0) {
-      const sandboxId = this.removals.shift()!;
+      const { sandboxId, since } = this.removals.shift()!;
       const before = this.beforeRemoval.get(sandboxId);
       this.beforeRemoval.delete(sandboxId);
-      const cleanup = (before ? before() : Promise.resolve())
+      const cleanup = this.quiet
+        .wait(since, () => this.closing)
+        .then(() => before?.())
         .then(() => this.runtime.remove(sandboxId))
         .catch(() => undefined) // reconcile removes it on the next start if the engine refused now
         .finally(() => {
@@ -421,6 +434,7 @@ export class Executor {
   /** Shutdown: kills ephemeral executions under way (they are recorded as failed) and removes their sandboxes. */
   async close(): Promise<void> {
     this.closing = true;
+    this.quiet.release();
     for (const entry of this.running.values()) entry.handle?.signal('SIGKILL', { tree: true });
     await Promise.all([...this.running.values()].map((e) => e.finished));
     // Let the executions record their end before the sandboxes go.

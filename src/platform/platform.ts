@@ -17,6 +17,7 @@ import { QuotaGuard } from './quotas.js';
 import { PlatformStore } from './store.js';
 import { TenantStore } from './tenants.js';
 import { WarmPools } from './warm-pool.js';
+import { QuietTime } from './quiet-time.js';
 import Docker from 'dockerode';
 import { DependencyCaches } from './dependency-caches.js';
 import { TemplateService } from './templates.js';
@@ -87,14 +88,16 @@ export async function createPlatform(config: GatewayConfig): Promise<Platform> {
     (tenant) => sandboxes.countRunning(tenant) + executor.inFlight(tenant),
   );
   const sandboxes: SandboxService = new SandboxService(runtime, store, metrics, volumesFor, quotas);
-  const pools = new WarmPools(runtime, metrics, config.pools, volumesFor);
+  // Removals and pool refills wait for a pause in executions, so they do not slow the executions being answered.
+  const quiet = new QuietTime(config.background);
+  const pools = new WarmPools(runtime, metrics, config.pools, quiet, volumesFor);
   const env = config.env ?? process.env;
   const storage = storageConfigFromEnv(env, config.dataDir);
   const blobs = await BlobStore.open({ dataDir: config.dataDir, db, l1MaxBytes: storage.l1MaxBytes, s3: storage.s3, fsync: storage.fsync });
   const resultCache = new ResultCache(db, blobs, cacheTtlFromEnv(env));
   const snapshots = new SnapshotService(db, blobs, runtime, (tenant) => tenants.quotasOf(tenant).snapshot_bytes);
   const forkSettings = forkSettingsFromEnv(env);
-  const executor: Executor = new Executor(runtime, sandboxes, store, metrics, pools, volumesFor, quotas, {
+  const executor: Executor = new Executor(runtime, sandboxes, store, metrics, pools, quiet, volumesFor, quotas, {
     cache: resultCache,
     snapshots,
     forkRetentionMs: forkSettings.retentionMs,

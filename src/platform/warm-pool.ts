@@ -10,6 +10,7 @@ import { resolveImageFor } from './image-access.js';
 import { newId } from './ids.js';
 import type { VolumesFor } from './sandboxes.js';
 import type { PlatformMetrics } from './metrics.js';
+import type { QuietTime } from './quiet-time.js';
 
 export interface PoolShape {
   /** Pools are per tenant: a pooled sandbox carries its tenant's dependency-cache volumes. */
@@ -66,6 +67,8 @@ interface Pool {
   error: string | null;
   lastUsed: number;
   lastMiss: number;
+  /** Prewarm callers waiting for the pool to be full. */
+  waiters: Array<() => void>;
 }
 
 /** Misses closer together than this count as load. */
@@ -84,6 +87,8 @@ export class WarmPools {
     private readonly runtime: Runtime,
     private readonly metrics: PlatformMetrics,
     private readonly opts: WarmPoolOptions,
+    /** Refills after a hit wait for a pause in executions, while the pool still has ready sandboxes. */
+    private readonly quiet: QuietTime,
     private readonly volumesFor: VolumesFor = async () => [],
   ) {}
 
@@ -97,14 +102,17 @@ export class WarmPools {
     const key = poolKey(shape);
     let pool = this.pools.get(key);
     if (!pool) {
-      pool = { key, shape, ready: [], creating: 0, inUse: 0, size: 0, floor: 0, hits: 0, misses: 0, error: null, lastUsed: Date.now(), lastMiss: 0 };
+      pool = { key, shape, ready: [], creating: 0, inUse: 0, size: 0, floor: 0, hits: 0, misses: 0, error: null, lastUsed: Date.now(), lastMiss: 0, waiters: [] };
       this.pools.set(key, pool);
     }
     return pool;
   }
 
-  /** Sets a pool's size and fills it; the image must exist. */
-  async prewarm(shape: PoolShape, count: number): Promise<PoolInfo> {
+  /**
+   * Sets a pool's size and fills it; the image must exist. Answers once the pool is full, its filling failed, or
+   * `waitMs` passed (0 answers at once); the answer says how many are ready.
+   */
+  async prewarm(shape: PoolShape, count: number, waitMs = 0): Promise<PoolInfo> {
     if (count > this.opts.maxPerPool) {
       throw new FaasError('validation_error', `count ${count} is above the per-pool cap of ${this.opts.maxPerPool} (FAAS_POOL_MAX_PER_POOL)`, 'count');
     }
@@ -130,7 +138,20 @@ export class WarmPools {
     pool.lastUsed = Date.now();
     this.trim(pool);
     this.fill(pool);
+    if (waitMs > 0 && !this.settled(pool)) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        pool.waiters.push(resolve);
+        timer = setTimeout(resolve, waitMs);
+      });
+      clearTimeout(timer);
+    }
     return this.info(pool);
+  }
+
+  /** Nothing more to wait for: the pool is full, cannot fill, or the pools are closing. */
+  private settled(pool: Pool): boolean {
+    return pool.ready.length >= pool.size || pool.error !== null || this.closed;
   }
 
   /** A started sandbox of this shape: a ready one from the pool when there is one (checked alive first), or null. */
@@ -183,47 +204,48 @@ export class WarmPools {
   }
 
   private fill(pool: Pool): void {
+    if (this.settled(pool)) for (const resolve of pool.waiters.splice(0)) resolve();
     while (!this.closed && pool.error === null && pool.ready.length + pool.creating < pool.size && pool.creating < this.opts.fillConcurrency && this.total() < this.opts.maxTotal) {
       pool.creating++;
-      const id = newId('sb');
-      const job = this.volumesFor(pool.shape.tenant)
-        .then((volumes) =>
-          this.runtime.create({
-            id,
-            image: pool.shape.image,
-            env: {},
-            workingDir: pool.shape.workingDir,
-            limits: {
-              memoryMb: pool.shape.memoryMb,
-              cpuCores: pool.shape.cpuCores,
-              pidsLimit: pool.shape.pidsLimit,
-              network: pool.shape.network,
-              readOnly: pool.shape.readOnly,
-            },
-            labels: { 'faas.kind': 'pool', 'faas.tenant': pool.shape.tenant },
-            volumes,
-          }),
-        )
-        .then(
-          () => {
-            if (this.closed || pool.ready.length >= pool.size) return this.runtime.remove(id).catch(() => undefined);
-            pool.ready.push(id);
-            return undefined;
-          },
-          (err: unknown) => {
-            // Reported on the pool (GET /api/v1/pools), never on unrelated requests; a prewarm clears it.
-            pool.error = errorMessage(err);
-          },
-        )
-        .finally(() => {
-          pool.creating--;
-          this.filling.delete(job);
-          this.gauge();
-          this.fill(pool);
-        });
+      const job = this.createOne(pool).finally(() => {
+        pool.creating--;
+        this.filling.delete(job);
+        this.gauge();
+        this.fill(pool);
+      });
       this.filling.add(job);
     }
     this.gauge();
+  }
+
+  private async createOne(pool: Pool): Promise<void> {
+    // A pool that still has ready sandboxes refills in a pause of the executions, unless someone waits for it.
+    await this.quiet.wait(performance.now(), () => pool.ready.length === 0 || pool.waiters.length > 0 || this.closed);
+    if (this.closed) return;
+    const id = newId('sb');
+    try {
+      await this.runtime.create({
+        id,
+        image: pool.shape.image,
+        env: {},
+        workingDir: pool.shape.workingDir,
+        limits: {
+          memoryMb: pool.shape.memoryMb,
+          cpuCores: pool.shape.cpuCores,
+          pidsLimit: pool.shape.pidsLimit,
+          network: pool.shape.network,
+          readOnly: pool.shape.readOnly,
+        },
+        labels: { 'faas.kind': 'pool', 'faas.tenant': pool.shape.tenant },
+        volumes: await this.volumesFor(pool.shape.tenant),
+      });
+    } catch (err) {
+      // Reported on the pool (GET /api/v1/pools), never on unrelated requests; a prewarm clears it.
+      pool.error = errorMessage(err);
+      return;
+    }
+    if (this.closed || pool.ready.length >= pool.size) await this.runtime.remove(id).catch(() => undefined);
+    else pool.ready.push(id);
   }
 
   /** Removes ready sandboxes beyond the pool's size. */
@@ -296,6 +318,8 @@ export class WarmPools {
   /** Removes every pooled sandbox (on shutdown; a crash leaves them to the next start's reconcile). */
   async close(): Promise<void> {
     this.closed = true;
+    for (const pool of this.pools.values()) this.fill(pool);
+    this.quiet.release();
     await Promise.all([...this.filling]);
     const ids = [...this.pools.values()].flatMap((p) => p.ready.splice(0));
     await Promise.all(ids.map((id) => this.runtime.remove(id).catch(() => undefined)));

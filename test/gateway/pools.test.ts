@@ -6,7 +6,7 @@ let gw: TestGateway;
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 
 beforeAll(async () => {
-  gw = await startTestGateway({ env: { FAAS_POOL_MAX_TOTAL: '6', FAAS_POOL_MAX_PER_POOL: '4' } });
+  gw = await startTestGateway({ env: { FAAS_POOL_MAX_TOTAL: '6', FAAS_POOL_MAX_PER_POOL: '4', FAAS_BACKGROUND_QUIET_MS: '800' } });
 });
 afterAll(async () => {
   await gw?.close();
@@ -30,11 +30,10 @@ async function waitReady(match: (p: Pool) => boolean, n: number): Promise<Pool> 
 const isShape = (memory: number) => (p: Pool) => p.memory_mb === memory;
 
 describe('warm pools', () => {
-  it('prewarm fills a pool; executions take from it, never share state, and it refills', async () => {
+  it('prewarm fills a pool and answers once it is full; executions take from it, never share state, and it refills', async () => {
     const res = await api(gw.url, 'POST', '/api/v1/prewarm', { image: 'faas/busybox:latest', count: 2, memory_mb: 96 });
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ size: 2, image: 'faas/busybox:latest', memory_mb: 96 });
-    await waitReady(isShape(96), 2);
+    expect(res.body).toMatchObject({ size: 2, ready: 2, creating: 0, image: 'faas/busybox:latest', memory_mb: 96 });
 
     const first = await api(gw.url, 'POST', '/api/v1/execute', { command: 'ls /workspace; echo secret > /workspace/leak; echo $HOSTNAME', memory_mb: 96, env: { A: '1' } });
     expect(first.body).toMatchObject({ exit_code: 0 });
@@ -47,6 +46,26 @@ describe('warm pools', () => {
     expect(pool.hits).toBe(2);
     expect(pool.misses).toBe(0);
     await waitReady(isShape(96), 2);
+  });
+
+  it('prewarm with wait_s 0 answers at once, and the pool fills behind it', async () => {
+    const res = await api(gw.url, 'POST', '/api/v1/prewarm', { count: 2, memory_mb: 88, wait_s: 0 });
+    expect(res.body).toMatchObject({ size: 2, ready: 0 });
+    await waitReady(isShape(88), 2);
+    expect((await api(gw.url, 'POST', '/api/v1/prewarm', { count: 0, memory_mb: 88 })).body).toMatchObject({ size: 0, ready: 0 });
+    expect((await api(gw.url, 'POST', '/api/v1/prewarm', { count: 1, wait_s: 601 })).body).toMatchObject({ error: 'validation_error', field: 'wait_s' });
+  });
+
+  it('removes finished sandboxes in a pause between executions, not while they run', async () => {
+    const instance = gw.gateway.platform.store.instanceId();
+    const ephemeral = async () => (await docker.listContainers({ all: true, filters: { label: [`faas.instance=${instance}`, 'faas.kind=ephemeral'] } })).length;
+    await gw.gateway.platform.executor.drain();
+    await api(gw.url, 'POST', '/api/v1/execute', { command: 'true', memory_mb: 104 });
+    await api(gw.url, 'POST', '/api/v1/execute', { command: 'true', memory_mb: 104 });
+    // FAAS_BACKGROUND_QUIET_MS is 800 here: both sandboxes wait for the pause.
+    expect(await ephemeral()).toBe(2);
+    for (let i = 0; i < 100 && (await ephemeral()) > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await ephemeral()).toBe(0);
   });
 
   it('falls back to a cold start on a miss, and grows under load', async () => {

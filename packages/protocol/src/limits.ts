@@ -21,6 +21,9 @@ export const LIMITS = {
   maxCommandBytes: 1024 * 1024,
   maxPtyCols: 1000,
   maxPtyRows: 1000,
+  /** How long a prewarm waits for its pool to be full by default, and at most. */
+  defaultPrewarmWaitS: 60,
+  maxPrewarmWaitS: 600,
 } as const;
 
 export const DEFAULT_IMAGE = 'faas/busybox:latest';

@@ -1,10 +1,18 @@
 /** Warm pools: sandboxes started ahead of time for ephemeral executions of one image and resource shape. */
 import { z } from 'zod';
+import { LIMITS } from './limits.js';
 import { NetworkMode, ResourceFields } from './rest.js';
 
 export const PrewarmRequest = z.strictObject({
   image: z.string().min(1).max(512).optional().describe('Default faas/busybox:latest.'),
   count: z.number().int().min(0).describe('Ready sandboxes to keep; 0 empties the pool.'),
+  wait_s: z
+    .number()
+    .int()
+    .min(0)
+    .max(LIMITS.maxPrewarmWaitS)
+    .optional()
+    .describe(`Seconds to wait for the pool to be full before answering (default ${LIMITS.defaultPrewarmWaitS}; 0 answers at once). The answer says how many are ready.`),
   working_dir: z.string().startsWith('/', 'working_dir must be an absolute path').max(4096).optional(),
   ...ResourceFields,
 });

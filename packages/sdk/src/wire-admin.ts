@@ -39,6 +39,8 @@ export interface PrewarmOptions {
   pidsLimit?: number;
   network?: NetworkMode;
   readOnly?: boolean;
+  /** Seconds to wait for the pool to be full before answering (default 60; 0 answers at once). */
+  waitS?: number;
 }
 
 export interface PoolInfo {
@@ -163,6 +165,7 @@ export const ADMIN_OPTION_TO_WIRE = {
   pidsLimit: 'pids_limit',
   network: 'network',
   readOnly: 'read_only',
+  waitS: 'wait_s',
   maxSandboxes: 'max_sandboxes',
   maxMemoryMb: 'max_memory_mb',
   maxCpuCores: 'max_cpu_cores',
@@ -179,7 +182,7 @@ type AdminKey = keyof typeof ADMIN_OPTION_TO_WIRE;
 
 const WIRE_TO_ADMIN: Record<string, string> = Object.fromEntries(Object.entries(ADMIN_OPTION_TO_WIRE).map(([k, v]) => [v, k]));
 
-const PREWARM_KEYS: readonly AdminKey[] = ['image', 'count', 'workingDir', 'memoryMb', 'cpuCores', 'pidsLimit', 'network', 'readOnly'];
+const PREWARM_KEYS: readonly AdminKey[] = ['image', 'count', 'workingDir', 'memoryMb', 'cpuCores', 'pidsLimit', 'network', 'readOnly', 'waitS'];
 const QUOTA_KEYS: readonly AdminKey[] = ['maxSandboxes', 'maxMemoryMb', 'maxCpuCores', 'maxPids', 'executionsPerMinute', 'snapshotBytes'];
 const BUILD_KEYS: readonly AdminKey[] = ['name', 'dockerfile', 'context', 'files', 'network'];
 

@@ -16,11 +16,12 @@ ${CLIENT_OPTIONS_HELP}`;
 
 const PREWARM_HELP = `Usage: faas pools prewarm --count N [options]
 
-Keeps N ready sandboxes for executions with this image and these limits; N = 0 empties the pool. Prints the
-pool (with --json: the pool object).
+Keeps N ready sandboxes for executions with this image and these limits; N = 0 empties the pool. Answers once
+the pool is full (or after --wait seconds) and prints it (with --json: the pool object).
 
 Options:
   --count N          ready sandboxes to keep (required)
+  --wait S           seconds to wait for the pool to be full (default 60; 0 answers at once)
 ${RESOURCE_OPTIONS_HELP}
   -w, --workdir DIR  working directory (default /workspace)
 ${CLIENT_OPTIONS_HELP}`;
@@ -37,7 +38,7 @@ function describe(p: PoolInfo): string {
 }
 
 async function prewarm(args: string[]): Promise<number> {
-  const options = { ...CLIENT_OPTIONS, ...RESOURCE_OPTIONS, workdir: PROCESS_OPTIONS.workdir, count: { type: 'string' } } as const;
+  const options = { ...CLIENT_OPTIONS, ...RESOURCE_OPTIONS, workdir: PROCESS_OPTIONS.workdir, count: { type: 'string' }, wait: { type: 'string' } } as const;
   const { values, positionals } = parseCommandLine(args, options, 'run `faas pools prewarm --help` for usage');
   if (values.help) return printHelp(PREWARM_HELP);
   if (positionals.length > 0) throw new CliError(`unexpected argument "${positionals[0]}"`);
@@ -46,6 +47,8 @@ async function prewarm(args: string[]): Promise<number> {
   const opts: PrewarmOptions = { count };
   if (values.image !== undefined) opts.image = values.image;
   if (values.workdir !== undefined) opts.workingDir = values.workdir;
+  const waitS = numberOption('wait', values.wait);
+  if (waitS !== undefined) opts.waitS = waitS;
   Object.assign(opts, resourceOptionsFrom(values));
   const client = clientFrom(values);
   const pool = await withErrors(() => client.pools.prewarm(opts));

@@ -1,6 +1,6 @@
 /** /api/v1/prewarm and /api/v1/pools: warm pools for fast ephemeral executions. */
 import type { FastifyInstance } from 'fastify';
-import { DEFAULT_IMAGE, DEFAULT_WORKING_DIR, PrewarmRequest } from '@faas/protocol';
+import { DEFAULT_IMAGE, DEFAULT_WORKING_DIR, LIMITS, PrewarmRequest } from '@faas/protocol';
 import type { Platform } from '../../platform/platform.js';
 import { parseWith } from '../errors.js';
 
@@ -19,6 +19,7 @@ export function poolRoutes(app: FastifyInstance, platform: Platform): void {
         readOnly: body.read_only,
       },
       body.count,
+      (body.wait_s ?? LIMITS.defaultPrewarmWaitS) * 1000,
     );
   });
 
