@@ -1,6 +1,6 @@
 /** `faas cache clear [--image IMAGE] [--key KEY]`: results of cached-mode executions. */
 import { CliError, type Command } from '../command.js';
-import { CLIENT_OPTIONS, CLIENT_OPTIONS_HELP, clientFrom, parseCommandLine, printJson, withErrors } from '../client-options.js';
+import { CLIENT_OPTIONS, CLIENT_OPTIONS_HELP, clientFrom, parseCommandLine, printHelp, printJson, subcommands, withErrors } from '../client-options.js';
 
 const HELP = `Usage: faas cache clear [--image IMAGE | --key KEY]
 
@@ -11,38 +11,27 @@ Options:
   --key KEY          only this result (its cache_key)
 ${CLIENT_OPTIONS_HELP}`;
 
+async function clear(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommandLine(args, { ...CLIENT_OPTIONS, image: { type: 'string' }, key: { type: 'string' } }, 'run `faas cache --help` for usage');
+  if (values.help) return printHelp(HELP);
+  if (positionals.length > 0) throw new CliError(`unexpected argument "${positionals[0]}"`);
+  if (values.image !== undefined && values.key !== undefined) throw new CliError('give --image or --key, not both');
+  const client = clientFrom(values);
+  let deleted: number;
+  if (values.key !== undefined) {
+    const key = values.key;
+    await withErrors(() => client.cache.delete(key));
+    deleted = 1;
+  } else {
+    const image = values.image;
+    deleted = await withErrors(() => client.cache.clear(image !== undefined ? { image } : {}));
+  }
+  if (values.json) printJson({ deleted });
+  else console.log(`${deleted} cached result${deleted === 1 ? '' : 's'} deleted`);
+  return 0;
+}
+
 export const command: Command = {
   summary: 'results of cached-mode executions: clear',
-  async run(args) {
-    const [sub, ...rest] = args;
-    if (sub === undefined) {
-      console.error(HELP);
-      return 2;
-    }
-    if (sub === '--help' || sub === '-h' || sub === 'help') {
-      console.log(HELP);
-      return 0;
-    }
-    if (sub !== 'clear') throw new CliError(`unknown subcommand "${sub}"; the one subcommand is clear (see \`faas cache --help\`)`);
-    const { values, positionals } = parseCommandLine(rest, { ...CLIENT_OPTIONS, image: { type: 'string' }, key: { type: 'string' } }, 'run `faas cache --help` for usage');
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
-    if (positionals.length > 0) throw new CliError(`unexpected argument "${positionals[0]}"`);
-    if (values.image !== undefined && values.key !== undefined) throw new CliError('give --image or --key, not both');
-    const client = clientFrom(values);
-    let deleted: number;
-    if (values.key !== undefined) {
-      const key = values.key;
-      await withErrors(() => client.cache.delete(key));
-      deleted = 1;
-    } else {
-      const image = values.image;
-      deleted = await withErrors(() => client.cache.clear(image !== undefined ? { image } : {}));
-    }
-    if (values.json) printJson({ deleted });
-    else console.log(`${deleted} cached result${deleted === 1 ? '' : 's'} deleted`);
-    return 0;
-  },
+  run: subcommands('cache', HELP, { clear }),
 };

@@ -1,7 +1,7 @@
 /** `faas snapshot ls|show|rm`: snapshots of sandboxes. */
 import type { Snapshot } from '@faas/sdk';
 import { CliError, type Command } from '../command.js';
-import { CLIENT_OPTIONS, CLIENT_OPTIONS_HELP, clientFrom, parseCommandLine, printJson, table, withErrors } from '../client-options.js';
+import { CLIENT_OPTIONS, CLIENT_OPTIONS_HELP, clientFrom, parseCommandLine, printHelp, printJson, subcommands, table, withErrors } from '../client-options.js';
 
 const HELP = `Usage: faas snapshot <subcommand> [options]
 
@@ -30,49 +30,45 @@ function describe(s: Snapshot): string {
   ].join('\n');
 }
 
+async function ls(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommandLine(args, CLIENT_OPTIONS, 'run `faas snapshot --help` for usage');
+  if (values.help) return printHelp(HELP);
+  if (positionals.length > 0) throw new CliError(`unexpected argument "${positionals[0]}"`);
+  const list = await withErrors(() => clientFrom(values).snapshots.list());
+  if (values.json) printJson(list);
+  else if (list.length === 0) console.log('no snapshots');
+  else console.log(table(['ID', 'NAME', 'IMAGE', 'PARENT', 'SIZE', 'STORED', 'CREATED'], list.map((s) => [s.id, s.name ?? '-', s.image, s.parent ?? '-', mib(s.sizeBytes), mib(s.storedBytes), s.createdAt])));
+  return 0;
+}
+
+/** The one ID a subcommand takes. */
+function onlyId(positionals: string[], sub: string): string {
+  const [id, extra] = positionals;
+  if (id === undefined) throw new CliError(`missing ID: faas snapshot ${sub} ID`);
+  if (extra !== undefined) throw new CliError(`unexpected argument "${extra}"`);
+  return id;
+}
+
+async function show(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommandLine(args, CLIENT_OPTIONS, 'run `faas snapshot --help` for usage');
+  if (values.help) return printHelp(HELP);
+  const id = onlyId(positionals, 'show');
+  const s = await withErrors(() => clientFrom(values).snapshots.get(id));
+  if (values.json) printJson(s);
+  else console.log(describe(s));
+  return 0;
+}
+
+async function rm(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommandLine(args, { ...CLIENT_OPTIONS, force: { type: 'boolean' } }, 'run `faas snapshot --help` for usage');
+  if (values.help) return printHelp(HELP);
+  const id = onlyId(positionals, 'rm');
+  await withErrors(() => clientFrom(values).snapshots.delete(id, { force: values.force === true }));
+  if (!values.json) console.log(`deleted ${id}`);
+  return 0;
+}
+
 export const command: Command = {
   summary: 'snapshots of sandboxes: ls, show, rm',
-  async run(args) {
-    const [sub, ...rest] = args;
-    if (sub === undefined) {
-      console.error(HELP);
-      return 2;
-    }
-    if (sub === '--help' || sub === '-h' || sub === 'help') {
-      console.log(HELP);
-      return 0;
-    }
-    const { values, positionals } = parseCommandLine(rest, { ...CLIENT_OPTIONS, force: { type: 'boolean' } }, 'run `faas snapshot --help` for usage');
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
-    const client = clientFrom(values);
-    switch (sub) {
-      case 'ls':
-      case 'list': {
-        const list = await withErrors(() => client.snapshots.list());
-        if (values.json) printJson(list);
-        else if (list.length === 0) console.log('no snapshots');
-        else console.log(table(['ID', 'NAME', 'IMAGE', 'PARENT', 'SIZE', 'STORED', 'CREATED'], list.map((s) => [s.id, s.name ?? '-', s.image, s.parent ?? '-', mib(s.sizeBytes), mib(s.storedBytes), s.createdAt])));
-        return 0;
-      }
-      case 'show':
-      case 'rm': {
-        const id = positionals[0];
-        if (id === undefined) throw new CliError(`missing ID: faas snapshot ${sub} ID`);
-        if (sub === 'show') {
-          const s = await withErrors(() => client.snapshots.get(id));
-          if (values.json) printJson(s);
-          else console.log(describe(s));
-        } else {
-          await withErrors(() => client.snapshots.delete(id, { force: values.force === true }));
-          if (!values.json) console.log(`deleted ${id}`);
-        }
-        return 0;
-      }
-      default:
-        throw new CliError(`unknown subcommand "${sub}"; one of ls, show, rm (see \`faas snapshot --help\`)`);
-    }
-  },
+  run: subcommands('snapshot', HELP, { ls, show, rm }, { list: 'ls' }),
 };
