@@ -99,7 +99,7 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
       maxTotal: intFrom('FAAS_POOL_MAX_TOTAL', env.FAAS_POOL_MAX_TOTAL, 128, 0, 10_000),
       maxPerPool: intFrom('FAAS_POOL_MAX_PER_POOL', env.FAAS_POOL_MAX_PER_POOL, 64, 0, 10_000),
       idleShrinkMs: intFrom('FAAS_POOL_IDLE_SHRINK_MS', env.FAAS_POOL_IDLE_SHRINK_MS, 60_000, 100, 86_400_000),
-      fillConcurrency: intFrom('FAAS_POOL_FILL_CONCURRENCY', env.FAAS_POOL_FILL_CONCURRENCY, 1, 1, 64),
+      fillConcurrency: intFrom('FAAS_POOL_FILL_CONCURRENCY', env.FAAS_POOL_FILL_CONCURRENCY, 2, 1, 64),
     },
     background: {
       quietMs: intFrom('FAAS_BACKGROUND_QUIET_MS', env.FAAS_BACKGROUND_QUIET_MS, 150, 0, 60_000),
