@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { QuietTimeOptions } from './platform/quiet-time.js';
+import type { WarmPoolOptions } from './platform/warm-pool.js';
 
 export interface GatewayConfig {
   /** The environment it was loaded from: modules with their own variables (storage, result cache, forks) read it. */
@@ -24,7 +25,7 @@ export interface GatewayConfig {
   /** Docker Engine socket. */
   dockerSocket: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-  pools: { maxTotal: number; maxPerPool: number; idleShrinkMs: number; fillConcurrency: number };
+  pools: WarmPoolOptions;
   /** When background work (removals, pool refills) may run: see QuietTime. */
   background: QuietTimeOptions;
   /**
@@ -100,6 +101,7 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
       maxPerPool: intFrom('FAAS_POOL_MAX_PER_POOL', env.FAAS_POOL_MAX_PER_POOL, 64, 0, 10_000),
       idleShrinkMs: intFrom('FAAS_POOL_IDLE_SHRINK_MS', env.FAAS_POOL_IDLE_SHRINK_MS, 60_000, 100, 86_400_000),
       fillConcurrency: intFrom('FAAS_POOL_FILL_CONCURRENCY', env.FAAS_POOL_FILL_CONCURRENCY, 2, 1, 64),
+      minAvailableMb: intFrom('FAAS_POOL_MIN_AVAILABLE_MB', env.FAAS_POOL_MIN_AVAILABLE_MB, 1024, 0, 16 * 1024 * 1024),
     },
     background: {
       quietMs: intFrom('FAAS_BACKGROUND_QUIET_MS', env.FAAS_BACKGROUND_QUIET_MS, 150, 0, 60_000),

@@ -118,7 +118,7 @@ export async function createPlatform(config: GatewayConfig): Promise<Platform> {
   const tick = async () => {
     await reconcile();
     if (!reconciled) return;
-    pools.shrinkIdle();
+    pools.maintain();
     resultCache.sweep();
     snapshots.sweepInternal(forkSettings.retentionMs);
     await sandboxes.stopIdle();

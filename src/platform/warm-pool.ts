@@ -3,6 +3,7 @@
  * is handed to exactly one ephemeral execution and destroyed after it, so nothing leaks from one execution to
  * the next. Pools grow when executions miss them, shrink when idle, and are bounded by a global cap.
  */
+import os from 'node:os';
 import type { NetworkMode } from '@faas/protocol';
 import { FaasError, errorMessage } from '../errors.js';
 import type { Runtime } from '../runtimes/runtime.js';
@@ -51,6 +52,8 @@ export interface WarmPoolOptions {
   idleShrinkMs: number;
   /** Sandboxes created at once per pool while filling. */
   fillConcurrency: number;
+  /** Pools stop filling while the host has less memory available than this (MiB). */
+  minAvailableMb: number;
 }
 
 interface Pool {
@@ -65,6 +68,8 @@ interface Pool {
   hits: number;
   misses: number;
   error: string | null;
+  /** Why filling waits for now (the host is short of memory); retried by `maintain`. */
+  held: string | null;
   lastUsed: number;
   lastMiss: number;
   /** Prewarm callers waiting for the pool to be full. */
@@ -102,7 +107,7 @@ export class WarmPools {
     const key = poolKey(shape);
     let pool = this.pools.get(key);
     if (!pool) {
-      pool = { key, shape, ready: [], creating: 0, inUse: 0, size: 0, floor: 0, hits: 0, misses: 0, error: null, lastUsed: Date.now(), lastMiss: 0, waiters: [] };
+      pool = { key, shape, ready: [], creating: 0, inUse: 0, size: 0, floor: 0, hits: 0, misses: 0, error: null, held: null, lastUsed: Date.now(), lastMiss: 0, waiters: [] };
       this.pools.set(key, pool);
     }
     return pool;
@@ -151,7 +156,7 @@ export class WarmPools {
 
   /** Nothing more to wait for: the pool is full, cannot fill, or the pools are closing. */
   private settled(pool: Pool): boolean {
-    return pool.ready.length >= pool.size || pool.error !== null || this.closed;
+    return pool.ready.length >= pool.size || pool.error !== null || pool.held !== null || this.closed;
   }
 
   /** A started sandbox of this shape: a ready one from the pool when there is one (checked alive first), or null. */
@@ -203,9 +208,18 @@ export class WarmPools {
     }
   }
 
+  /** Why pools may not grow now, or null: the host's available memory is below the reserve. */
+  private memoryShort(): string | null {
+    const availableMb = Math.floor(os.freemem() / 2 ** 20);
+    if (availableMb >= this.opts.minAvailableMb) return null;
+    return `waiting for memory: the host has ${availableMb} MiB available, below the ${this.opts.minAvailableMb} MiB reserve (FAAS_POOL_MIN_AVAILABLE_MB)`;
+  }
+
   private fill(pool: Pool): void {
-    if (this.settled(pool)) for (const resolve of pool.waiters.splice(0)) resolve();
+    pool.held = null;
     while (!this.closed && pool.error === null && pool.ready.length + pool.creating < pool.size && pool.creating < this.opts.fillConcurrency && this.total() < this.opts.maxTotal) {
+      pool.held = this.memoryShort();
+      if (pool.held !== null) break;
       pool.creating++;
       const job = this.createOne(pool).finally(() => {
         pool.creating--;
@@ -215,6 +229,7 @@ export class WarmPools {
       });
       this.filling.add(job);
     }
+    if (this.settled(pool)) for (const resolve of pool.waiters.splice(0)) resolve();
     this.gauge();
   }
 
@@ -271,9 +286,13 @@ export class WarmPools {
     this.gauge();
   }
 
-  /** Halves pools that have not been used for a while (never below their prewarmed floor). */
-  shrinkIdle(now = Date.now()): void {
+  /**
+   * Periodic upkeep: resumes filling held for memory, and halves pools that have not been used for a while (never
+   * below their prewarmed floor).
+   */
+  maintain(now = Date.now()): void {
     for (const pool of this.pools.values()) {
+      if (pool.held !== null) this.fill(pool);
       if (now - pool.lastUsed < this.opts.idleShrinkMs || pool.size <= pool.floor) continue;
       pool.size = Math.max(pool.floor, Math.floor(pool.size / 2));
       pool.lastUsed = now;
@@ -300,7 +319,7 @@ export class WarmPools {
       in_use: p.inUse,
       hits: p.hits,
       misses: p.misses,
-      error: p.error,
+      error: p.error ?? p.held,
     };
   }
 

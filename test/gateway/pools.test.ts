@@ -132,3 +132,22 @@ describe('warm pools', () => {
     expect(pooled.length).toBeLessThanOrEqual(held);
   });
 });
+
+describe('warm pools and host memory', () => {
+  it('stop filling while the host has less memory available than the reserve, say so on the pool, and executions still run', async () => {
+    // A reserve no host meets: the pool never fills.
+    const low = await startTestGateway({ env: { FAAS_POOL_MIN_AVAILABLE_MB: String(16 * 1024 * 1024) } });
+    try {
+      const res = await api(low.url, 'POST', '/api/v1/prewarm', { count: 2 });
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ size: 2, ready: 0, creating: 0 });
+      expect(res.body.error).toMatch(/waiting for memory: the host has \d+ MiB available, below the 16777216 MiB reserve \(FAAS_POOL_MIN_AVAILABLE_MB\)/);
+      const run = await api(low.url, 'POST', '/api/v1/execute', { command: 'echo cold' });
+      expect(run.body).toMatchObject({ exit_code: 0, stdout: 'cold\n' });
+      const instance = low.gateway.platform.store.instanceId();
+      expect(await docker.listContainers({ all: true, filters: { label: [`faas.instance=${instance}`, 'faas.kind=pool'] } })).toHaveLength(0);
+    } finally {
+      await low.close();
+    }
+  });
+});
