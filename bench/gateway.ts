@@ -11,27 +11,45 @@ import { exitOf, startServe } from '../test/helpers/serve-process.js';
 
 export const BENCH_LABEL = 'faas.bench';
 
+export interface ServedGateway {
+  url: string;
+  pid: number;
+  /** Its `faas.instance` label. */
+  instance: string;
+  /** Resolves once its background work is done: no finished sandbox waits for removal, no pool is filling. */
+  settled(): Promise<void>;
+  dispose(): Promise<void>;
+}
+
 /**
  * A gateway in its own process (`faas serve`, as users run it) on a free port with its own data dir; `env`
  * overrides configuration. `dispose()` stops it and removes every container it left.
  */
-export async function serveGateway(workDir: string, name: string, env: Record<string, string> = {}): Promise<{ url: string; pid: number; dispose(): Promise<void> }> {
+export async function serveGateway(workDir: string, name: string, env: Record<string, string> = {}): Promise<ServedGateway> {
   const dataDir = path.join(workDir, name);
   const serve = await startServe(['--data-dir', dataDir], env);
+  const db = openDatabase(dataDir);
+  const instance = (db.prepare("SELECT value FROM platform_settings WHERE key = 'instance_id'").get() as { value: string }).value;
+  db.close();
+  const docker = new Docker({ socketPath: loadConfig().dockerSocket });
   return {
     url: serve.url,
     pid: serve.child.pid!,
+    instance,
+    async settled() {
+      for (let i = 0; i < 600; i++) {
+        const finished = await docker.listContainers({ all: true, filters: { label: [`faas.instance=${instance}`, 'faas.kind=ephemeral'] } });
+        const pools = (await (await fetch(`${serve.url}/api/v1/pools`)).json()) as { pools: Array<{ creating: number }> };
+        if (finished.length === 0 && pools.pools.every((p) => p.creating === 0)) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`gateway ${instance} still had background work after 60 s`);
+    },
     async dispose() {
       serve.child.kill('SIGTERM');
       await exitOf(serve.child);
-      const db = openDatabase(dataDir);
-      const instance = (db.prepare("SELECT value FROM platform_settings WHERE key = 'instance_id'").get() as { value: string } | undefined)?.value;
-      db.close();
-      if (instance) {
-        const docker = new Docker({ socketPath: loadConfig().dockerSocket });
-        const left = await docker.listContainers({ all: true, filters: { label: [`faas.instance=${instance}`] } });
-        await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
-      }
+      const left = await docker.listContainers({ all: true, filters: { label: [`faas.instance=${instance}`] } });
+      await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };

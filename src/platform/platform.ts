@@ -87,9 +87,9 @@ export async function createPlatform(config: GatewayConfig): Promise<Platform> {
     (tenant) => tenants.quotasOf(tenant),
     (tenant) => sandboxes.countRunning(tenant) + executor.inFlight(tenant),
   );
-  const sandboxes: SandboxService = new SandboxService(runtime, store, metrics, volumesFor, quotas);
   // Removals and pool refills wait for a pause in executions, so they do not slow the executions being answered.
   const quiet = new QuietTime(config.background);
+  const sandboxes: SandboxService = new SandboxService(runtime, store, metrics, quiet, volumesFor, quotas);
   const pools = new WarmPools(runtime, metrics, config.pools, quiet, volumesFor);
   const env = config.env ?? process.env;
   const storage = storageConfigFromEnv(env, config.dataDir);

@@ -18,6 +18,7 @@ import type { ProcessHandle, Runtime, SandboxFileEvent, SandboxProcessEvent, Vol
 import { resolveImageFor } from './image-access.js';
 import { newId, nowIso } from './ids.js';
 import type { PlatformMetrics } from './metrics.js';
+import type { QuietTime } from './quiet-time.js';
 import { QuotaGuard } from './quotas.js';
 import { type ProcessOutcome, runProcess } from './run-process.js';
 import type { PlatformStore, SandboxRecord } from './store.js';
@@ -86,6 +87,8 @@ export class SandboxService {
     private readonly runtime: Runtime,
     private readonly store: PlatformStore,
     private readonly metrics: PlatformMetrics,
+    /** Told of every exec's start and end, so background work waits for a pause (see QuietTime). */
+    private readonly quiet: QuietTime,
     /** Volumes every sandbox of a tenant gets (its dependency caches). */
     private readonly volumesFor: VolumesFor = async () => [],
     private readonly quotas: QuotaGuard = new QuotaGuard(() => ({}), () => 0),
@@ -287,6 +290,7 @@ export class SandboxService {
    */
   touch(id: string): void {
     if (this.closed) return;
+    this.quiet.activity();
     const now = Date.now();
     this.lastActive.set(id, now);
     if (now - (this.lastWritten.get(id) ?? 0) < ACTIVITY_WRITE_INTERVAL_MS) return;
