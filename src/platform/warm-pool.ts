@@ -154,9 +154,10 @@ export class WarmPools {
     return this.info(pool);
   }
 
-  /** Nothing more to wait for: the pool is full, cannot fill, or the pools are closing. */
+  /** Nothing more to wait for: the pool is full, cannot fill (now), or the pools are closing. */
   private settled(pool: Pool): boolean {
-    return pool.ready.length >= pool.size || pool.error !== null || pool.held !== null || this.closed;
+    const atCap = pool.creating === 0 && this.total() >= this.opts.maxTotal;
+    return pool.ready.length >= pool.size || pool.error !== null || pool.held !== null || atCap || this.closed;
   }
 
   /** A started sandbox of this shape: a ready one from the pool when there is one (checked alive first), or null. */
@@ -287,12 +288,12 @@ export class WarmPools {
   }
 
   /**
-   * Periodic upkeep: resumes filling held for memory, and halves pools that have not been used for a while (never
-   * below their prewarmed floor).
+   * Periodic upkeep: resumes filling that stopped short (for memory, or at the global cap), and halves pools that
+   * have not been used for a while (never below their prewarmed floor).
    */
   maintain(now = Date.now()): void {
     for (const pool of this.pools.values()) {
-      if (pool.held !== null) this.fill(pool);
+      this.fill(pool);
       if (now - pool.lastUsed < this.opts.idleShrinkMs || pool.size <= pool.floor) continue;
       pool.size = Math.max(pool.floor, Math.floor(pool.size / 2));
       pool.lastUsed = now;
