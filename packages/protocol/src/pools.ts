@@ -8,7 +8,6 @@ export const PrewarmRequest = z.strictObject({
   count: z.number().int().min(0).describe('Ready sandboxes to keep; 0 empties the pool.'),
   wait_s: z
     .number()
-    .int()
     .min(0)
     .max(LIMITS.maxPrewarmWaitS)
     .optional()
