@@ -357,8 +357,14 @@ export class Executor {
     if (record.mode === 'persistent') {
       throw new FaasError('validation_error', `execution ${executionId} ran in a persistent sandbox: fork that sandbox (the execution's container_id)`, 'parent');
     }
-    const windowS = Math.round((this.snap?.forkRetentionMs ?? 0) / 1000);
+    const retentionMs = this.snap?.forkRetentionMs ?? 0;
+    const windowS = Math.round(retentionMs / 1000);
     const k = this.kept.get(executionId);
+    if (!k && record.endedAt !== null && Date.parse(record.endedAt) + retentionMs > Date.now()) {
+      // Kept by an earlier run of the gateway: the snapshot it took is in the database.
+      const stored = this.snap?.snapshots.ofExecution(tenant, executionId);
+      if (stored) return stored;
+    }
     if (!k || k.until <= Date.now()) {
       if (record.status === 'running') throw new FaasError('conflict', `execution ${executionId} is still running; fork it once it has finished`, 'parent');
       throw new FaasError(

@@ -145,10 +145,17 @@ export class SnapshotService {
       );
       CREATE INDEX IF NOT EXISTS snapshots_tenant ON snapshots(tenant_id, deleted);
       CREATE INDEX IF NOT EXISTS snapshots_parent ON snapshots(parent_id);
+      CREATE INDEX IF NOT EXISTS snapshots_source ON snapshots(source);
       CREATE TABLE IF NOT EXISTS snapshot_origins (sandbox_id TEXT PRIMARY KEY, snapshot_id TEXT NOT NULL);
     `);
   }
 
+
+  /** The snapshot a finished execution left (its checkpoint, or the internal one keeping it forkable), if any. */
+  ofExecution(tenant: string, executionId: string): SnapshotRecord | null {
+    const row = this.stmt('SELECT * FROM snapshots WHERE source = ? AND tenant_id = ? AND deleted = 0 ORDER BY created_at DESC LIMIT 1').get(executionId, tenant) as Row | undefined;
+    return row ? toRecord(row) : null;
+  }
 
   /** Bytes the tenant's snapshots occupy in storage (what the `snapshot_bytes` quota counts). */
   storedBytesOf(tenant: string): number {
