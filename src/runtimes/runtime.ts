@@ -112,8 +112,9 @@ export interface Runtime {
   /** Like resolveImage, but answered from memory while the engine reports image changes (no engine round trip). */
   imageId(image: string): Promise<string>;
   /**
-   * Freezes the sandbox (when running, unless `freeze: false`: nothing runs in it any more), hands its changes to
-   * `consume`, then lets it run again.
+   * Keeps the sandbox's files still (when running, unless `freeze: false`: nothing runs in it any more): no exec
+   * starts, and it is frozen if anything runs in it. Hands its changes to `consume`, and lets it go once they
+   * have been read.
    */
   captureChanges<T>(id: string, consume: (changes: FilesystemChanges) => Promise<T>, opts?: { freeze?: boolean }): Promise<T>;
   /** Applies captured changes to a (fresh) sandbox of the same image: deletions, then the archive. */

@@ -2,85 +2,46 @@
  * A container's filesystem changes against its image, as one portable tar plus a list of deleted paths, and
  * their application to another container — all through the Engine API:
  *
- * - `GET /containers/{id}/changes` lists added (1), modified (0) and deleted (2) paths;
- * - the minimal set of paths is archived (`GET /containers/{id}/archive`): an added directory's archive already
- *   holds its children, and a modified directory with changed children is covered by those children;
- * - the archives (whose entries are named relative to each path's parent) are merged into one tar whose names
- *   are relative to `/`, rewriting names with PAX headers where needed, so restoring is one
- *   `PUT /containers/{id}/archive?path=/&copyUIDGID=1` (owners, modes, symlinks, hard links, mtimes and xattrs kept);
- * - deleted paths are recorded apart and removed on restore.
+ * - `GET /containers/{id}/changes` lists added (1), modified (0) and deleted (2) paths. The ancestors of a change
+ *   are listed as modified, and so is a path whose type changed (file, directory, symlink).
+ * - Each archive request (`GET /containers/{id}/archive`) costs the engine a process (~50 ms), so few are made,
+ *   one at a time (the engine holds the container's lock until an archive has been read, and does not hand it
+ *   over in request order: concurrent requests can deadlock):
+ *   an added path is archived whole; a modified one is "covered": its archive is read, and only its own entry
+ *   (a directory's mode, owner and mtime) and the entries listed as changed are kept. Reading stops once every
+ *   listed path below it has been seen; a covered directory whose unchanged content passes COVER_BUDGET_BYTES is
+ *   left, and its changed children not yet seen are covered one by one instead.
+ * - The kept entries (named relative to each path's parent) are merged into one tar whose names are relative to
+ *   `/`, so restoring is one `PUT /containers/{id}/archive?path=/` (owners, modes with setuid/setgid bits, symlinks,
+ *   hard links within one archive, mtimes to the second; the engine replaces a path whose type changed).
+ * - Deleted paths are recorded apart and removed on restore, before the archive is written.
  *
  * Paths the engine or the platform manage (/.faas, /proc, /sys, /dev, /etc/hosts…, volume mounts) are left out.
  */
-import { PassThrough, type Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type Docker from 'dockerode';
+import { BLOCK, END_OF_ARCHIVE, TarReader, type TarEntry, renamedHeader } from './tar-entries.js';
 
 export const CHANGE_MODIFIED = 0;
 export const CHANGE_ADDED = 1;
 export const CHANGE_DELETED = 2;
 
-const ALWAYS_EXCLUDED = ['/.faas', '/sbin/docker-init', '/proc', '/sys', '/dev', '/etc/hosts', '/etc/hostname', '/etc/resolv.conf', '/etc/mtab', '/run/.containerenv'];
+/** The engine's init: a mount point the engine makes in the container's own layer, like those of its mounts. */
+const INIT_MOUNT_POINT = '/sbin/docker-init';
+const ALWAYS_EXCLUDED = ['/.faas', INIT_MOUNT_POINT, '/proc', '/sys', '/dev', '/etc/hosts', '/etc/hostname', '/etc/resolv.conf', '/etc/mtab', '/run/.containerenv'];
 /**
- * Archives requested at once while capturing. Must stay 1: the engine holds the container's lock until an archive
- * has been read to the end, and does not hand it over in request order, so a second request could get it first
- * and wait for a reader that is still busy with the first: a deadlock.
+ * Unchanged bytes a covered directory's archive may cost before its changes are fetched one by one instead: about
+ * what one more archive request costs.
  */
-const ARCHIVE_CONCURRENCY = 1;
+export const COVER_BUDGET_BYTES = 4 * 1024 * 1024;
 
-export interface ChangePlan {
-  /** Paths to archive (absolute, minimal). */
-  archive: string[];
-  /** Paths deleted against the image (absolute, minimal: a deleted directory's children are not listed). */
-  deletions: string[];
-  /** Every change the engine reported (after exclusions). */
-  changed: number;
+export interface EngineChange {
+  Path: string;
+  Kind: number;
 }
 
 function isUnder(p: string, root: string): boolean {
   return p === root || p.startsWith(root === '/' ? '/' : `${root}/`);
-}
-
-/** Chooses what to archive and what to delete from the engine's change list. */
-export function planChanges(changes: Array<{ Path: string; Kind: number }>, excluded: string[] = []): ChangePlan {
-  const skip = [...ALWAYS_EXCLUDED, ...excluded];
-  const kept = changes.filter((c) => c.Path.startsWith('/') && !skip.some((root) => isUnder(c.Path, root)));
-  const byPath = new Map(kept.map((c) => [c.Path, c.Kind]));
-  const paths = [...byPath.keys()].sort();
-  // Does any other change lie under this path?
-  const hasChangedDescendant = new Set<string>();
-  for (const p of paths) {
-    for (let parent = parentOf(p); parent !== '/'; parent = parentOf(parent)) hasChangedDescendant.add(parent);
-  }
-  // Directories holding a left-out path (a mount point, /.faas, the engine's init) are never archived whole, or
-  // the archive would carry what is mounted there; what changed inside them is listed (and archived) one by one.
-  const blocked = new Set<string>();
-  for (const root of skip) for (let parent = parentOf(root); parent !== '/'; parent = parentOf(parent)) blocked.add(parent);
-  const ancestorWith = (p: string, kind: number) => {
-    for (let parent = parentOf(p); parent !== '/'; parent = parentOf(parent)) if (byPath.get(parent) === kind) return true;
-    return false;
-  };
-  const archived = new Set<string>();
-  const ancestorArchived = (p: string) => {
-    for (let parent = parentOf(p); parent !== '/'; parent = parentOf(parent)) if (archived.has(parent)) return true;
-    return false;
-  };
-  const archive: string[] = [];
-  const deletions: string[] = [];
-  for (const p of paths) {
-    const kind = byPath.get(p)!;
-    if (kind === CHANGE_DELETED) {
-      if (!ancestorWith(p, CHANGE_DELETED)) deletions.push(p);
-      continue;
-    }
-    // Inside an archived directory: its archive carries this path.
-    if (ancestorArchived(p)) continue;
-    if (blocked.has(p)) continue;
-    // A modified directory whose changes are listed below it: archiving it would copy the image's files too.
-    if (kind === CHANGE_MODIFIED && hasChangedDescendant.has(p)) continue;
-    archive.push(p);
-    archived.add(p);
-  }
-  return { archive, deletions, changed: kept.length };
 }
 
 function parentOf(p: string): string {
@@ -88,248 +49,247 @@ function parentOf(p: string): string {
   return i <= 0 ? '/' : p.slice(0, i);
 }
 
-// ------------------------------------------------------------------------------------------------ tar rewriting
-
-const BLOCK = 512;
-
-function readString(buf: Buffer, off: number, len: number): string {
-  const end = buf.indexOf(0, off);
-  return buf.toString('utf8', off, end === -1 || end > off + len ? off + len : end);
+function* ancestorsOf(p: string): Generator<string> {
+  for (let parent = parentOf(p); parent !== '/'; parent = parentOf(parent)) yield parent;
 }
 
-function readSize(header: Buffer): number {
-  if ((header[124]! & 0x80) !== 0) {
-    // base-256
-    let n = 0;
-    for (let i = 125; i < 136; i++) n = n * 256 + header[i]!;
-    return n;
-  }
-  const text = readString(header, 124, 12).trim();
-  return text ? parseInt(text, 8) : 0;
-}
+/** The engine's change list, indexed for capture (left-out paths dropped). */
+export class ChangeIndex {
+  private readonly kinds = new Map<string, number>();
+  /** Listed paths present in the container (not deleted, or made again). */
+  private readonly present = new Set<string>();
+  private readonly children = new Map<string, string[]>();
+  /** How many present listed paths an archive of each path holds, itself included. */
+  private readonly listedBelow = new Map<string, number>();
+  /** Ancestors of left-out paths: never archived whole. */
+  private readonly holdsExcluded = new Set<string>();
+  private readonly excluded: string[];
+  /** Paths deleted against the image (a deleted directory's children are not listed). */
+  readonly deletions: string[] = [];
+  /** The topmost present changed paths: what capture starts from. */
+  readonly roots: string[] = [];
 
-function checksum(header: Buffer): void {
-  header.fill(0x20, 148, 156);
-  let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += header[i]!;
-  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'ascii');
-}
-
-function parsePax(data: Buffer): Array<[string, string]> {
-  const records: Array<[string, string]> = [];
-  let off = 0;
-  while (off < data.length) {
-    const space = data.indexOf(0x20, off);
-    if (space === -1) break;
-    const len = parseInt(data.toString('ascii', off, space), 10);
-    if (!Number.isFinite(len) || len <= 0) break;
-    const record = data.toString('utf8', space + 1, off + len - 1);
-    const eq = record.indexOf('=');
-    if (eq > 0) records.push([record.slice(0, eq), record.slice(eq + 1)]);
-    off += len;
-  }
-  return records;
-}
-
-function paxRecord(key: string, value: string): Buffer {
-  const body = ` ${key}=${value}\n`;
-  const bodyLen = Buffer.byteLength(body);
-  let len = bodyLen + String(bodyLen).length;
-  if (String(len).length !== String(len - bodyLen).length) len = bodyLen + String(len).length;
-  return Buffer.from(`${len}${body}`, 'utf8');
-}
-
-function padding(size: number): number {
-  return (BLOCK - (size % BLOCK)) % BLOCK;
-}
-
-function paxHeaderEntry(records: Array<[string, string]>): Buffer[] {
-  const data = Buffer.concat(records.map(([k, v]) => paxRecord(k, v)));
-  const header = Buffer.alloc(BLOCK);
-  header.write('PaxHeader', 0, 100, 'ascii');
-  header.write('0000644\0', 100, 8, 'ascii');
-  header.write('0000000\0', 108, 8, 'ascii');
-  header.write('0000000\0', 116, 8, 'ascii');
-  header.write(`${data.length.toString(8).padStart(11, '0')}\0`, 124, 12, 'ascii');
-  header.write('00000000000\0', 136, 12, 'ascii');
-  header.write('x', 156, 1, 'ascii');
-  header.write('ustar\0', 257, 6, 'ascii');
-  header.write('00', 263, 2, 'ascii');
-  checksum(header);
-  return [header, data, Buffer.alloc(padding(data.length))];
-}
-
-/** Reads exactly n bytes at a time from a stream of chunks. */
-class ByteReader {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
-  private done = false;
-  private readonly it: AsyncIterator<Buffer>;
-
-  constructor(source: AsyncIterable<Buffer>) {
-    this.it = source[Symbol.asyncIterator]();
-  }
-
-  private async fill(n: number): Promise<boolean> {
-    while (this.buffered < n && !this.done) {
-      const r = await this.it.next();
-      if (r.done) this.done = true;
-      else {
-        this.chunks.push(r.value);
-        this.buffered += r.value.length;
+  /** `mounts`: the container's mount points (left out too). */
+  constructor(changes: EngineChange[], mounts: string[] = []) {
+    this.excluded = [...ALWAYS_EXCLUDED, ...mounts];
+    for (const root of this.excluded) for (const a of ancestorsOf(root)) this.holdsExcluded.add(a);
+    const kept = this.withoutEngineMade(
+      changes.filter((c) => c.Path.startsWith('/') && !this.isExcluded(c.Path)),
+      [INIT_MOUNT_POINT, ...mounts],
+    );
+    for (const c of kept) this.kinds.set(c.Path, c.Kind);
+    const hasListedChild = new Set(kept.map((c) => parentOf(c.Path)));
+    for (const { Path: p, Kind: kind } of kept) {
+      if (kind === CHANGE_DELETED) {
+        // With listed children, a directory made again over a deleted one (as an engine diffing the upper layer
+        // reports it): deleted first on restore, then archived like an added one.
+        const madeAgain = hasListedChild.has(p);
+        if (madeAgain || ![...ancestorsOf(p)].some((a) => this.kinds.get(a) === CHANGE_DELETED)) this.deletions.push(p);
+        if (!madeAgain) continue;
       }
+      this.present.add(p);
+      for (const a of [p, ...ancestorsOf(p)]) this.listedBelow.set(a, (this.listedBelow.get(a) ?? 0) + 1);
+      const parent = parentOf(p);
+      if (!this.kinds.has(parent)) this.roots.push(p);
+      else if (this.children.has(parent)) this.children.get(parent)!.push(p);
+      else this.children.set(parent, [p]);
     }
-    return this.buffered >= n;
+    this.deletions.sort();
+    this.roots.sort();
   }
 
-  /** Exactly n bytes, or null at the end of the stream. */
-  async read(n: number): Promise<Buffer | null> {
-    if (!(await this.fill(n))) return null;
-    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.chunks = rest.length ? [rest] : [];
-    this.buffered = rest.length;
-    return out;
+  /**
+   * Drops the directories listed only because the engine made a mount point in them (so a mode or owner change
+   * of such a directory alone is not captured).
+   */
+  private withoutEngineMade(listed: EngineChange[], mountPoints: string[]): EngineChange[] {
+    const holdsMountPoint = new Set(mountPoints.flatMap((m) => [...ancestorsOf(m)]));
+    const holdsChanges = new Set(listed.filter((c) => !holdsMountPoint.has(c.Path)).flatMap((c) => [...ancestorsOf(c.Path)]));
+    return listed.filter((c) => !holdsMountPoint.has(c.Path) || holdsChanges.has(c.Path));
   }
 
-  async drain(): Promise<void> {
-    this.chunks = [];
-    this.buffered = 0;
-    while (!this.done) if ((await this.it.next()).done) this.done = true;
+  private isExcluded(p: string): boolean {
+    return this.excluded.some((root) => isUnder(p, root));
   }
 
-  /** Passes n bytes through in pieces (large file contents are never held whole). */
-  async *pieces(n: number): AsyncGenerator<Buffer> {
-    let left = n;
-    while (left > 0) {
-      if (this.buffered === 0 && !(await this.fill(1))) throw new Error('the archive ended in the middle of an entry');
-      const head = this.chunks[0]!;
-      if (head.length <= left) {
-        this.chunks.shift();
-        this.buffered -= head.length;
-        left -= head.length;
-        yield head;
-      } else {
-        this.chunks[0] = head.subarray(left);
-        this.buffered -= left;
-        yield head.subarray(0, left);
-        left = 0;
-      }
-    }
+  /** Present listed paths directly below p. */
+  childrenOf(p: string): string[] {
+    return this.children.get(p) ?? [];
   }
-}
 
-export interface RewriteStats {
-  entries: number;
-  contentBytes: number;
+  listedCountUnder(p: string): number {
+    return this.listedBelow.get(p) ?? 0;
+  }
+
+  /** Listed, and present in the container. */
+  isPresent(p: string): boolean {
+    return this.present.has(p);
+  }
+
+  /** Everything below an added directory (or one made again) is new. */
+  private isNew(p: string): boolean {
+    return this.present.has(p) && this.kinds.get(p) !== CHANGE_MODIFIED;
+  }
+
+  /** Archived whole: new, and holding nothing left out (a mount point's content). */
+  wantsWhole(p: string): boolean {
+    return this.isNew(p) && !this.holdsExcluded.has(p);
+  }
+
+  /** Whether an entry of a covering archive is a change to keep. */
+  isChanged(p: string): boolean {
+    if (this.isExcluded(p)) return false;
+    if (this.kinds.has(p)) return true;
+    for (const a of ancestorsOf(p)) if (this.isNew(a)) return true;
+    return false;
+  }
 }
 
 /**
- * Re-emits the entries of a tar whose names are relative to `parent` with names relative to `/` (no end blocks).
+ * A name as the engine's JSON spells it: the bytes of invalid UTF-8 sequences become U+FFFD one by one (Go's
+ * rule), so an archive entry can be matched with its listed change.
  */
-export async function* rewriteTar(source: AsyncIterable<Buffer>, parent: string, stats: RewriteStats): AsyncGenerator<Buffer> {
-  const prefix = parent === '/' ? '' : `${parent.replace(/^\/+|\/+$/g, '')}/`;
-  const reader = new ByteReader(source);
-  let pax: Array<[string, string]> = [];
-  let gnuName: string | null = null;
-  let gnuLink: string | null = null;
-  for (;;) {
-    const header = await reader.read(BLOCK);
-    if (!header || header.every((b) => b === 0)) {
-      // The end blocks and whatever follows: read to the end so the engine's connection is released.
-      await reader.drain();
-      return;
-    }
-    const type = String.fromCharCode(header[156] || 0x30);
-    const size = readSize(header);
-    if (type === 'x' || type === 'L' || type === 'K') {
-      const data = (await reader.read(size + padding(size)))?.subarray(0, size);
-      if (!data) throw new Error('the archive ended inside an extended header');
-      if (type === 'x') pax = [...pax, ...parsePax(data)];
-      else if (type === 'L') gnuName = readString(data, 0, data.length);
-      else gnuLink = readString(data, 0, data.length);
-      continue;
-    }
-    if (type === 'g') {
-      // Global headers apply to the whole archive; none of ours should rely on them.
-      await reader.read(size + padding(size));
-      continue;
-    }
-    const ustarPrefix = header.toString('ascii', 257, 262) === 'ustar' ? readString(header, 345, 155) : '';
-    const fieldName = readString(header, 0, 100);
-    const name = pax.find(([k]) => k === 'path')?.[1] ?? gnuName ?? (ustarPrefix ? `${ustarPrefix}/${fieldName}` : fieldName);
-    const link = pax.find(([k]) => k === 'linkpath')?.[1] ?? gnuLink ?? readString(header, 157, 100);
-    const newName = prefix + name.replace(/^\.?\/+/, '');
-    // Hard links name another entry of the archive; symlink targets are the link's content and stay as they are.
-    const newLink = type === '1' ? prefix + link.replace(/^\.?\/+/, '') : link;
-    const others = pax.filter(([k]) => k !== 'path' && k !== 'linkpath');
-    const fits = (s: string) => Buffer.byteLength(s) <= 100 && /^[\x20-\x7e]*$/.test(s);
-    const out = Buffer.from(header);
-    out.fill(0, 0, 100);
-    out.fill(0, 345, 500);
-    if (others.length === 0 && fits(newName) && fits(newLink)) {
-      out.write(newName, 0, 100, 'utf8');
+export function engineSpelling(binary: string): string {
+  const bytes = Buffer.from(binary, 'latin1');
+  const text = bytes.toString('utf8');
+  if (!text.includes('\ufffd')) return text;
+  let out = '';
+  for (let i = 0; i < bytes.length; ) {
+    const lead = bytes[i]!;
+    const n = lead < 0x80 ? 1 : lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+    const piece = bytes.subarray(i, i + n);
+    const decoded = piece.toString('utf8');
+    if (piece.length === n && Buffer.from(decoded).equals(piece)) {
+      out += decoded;
+      i += n;
     } else {
-      const records: Array<[string, string]> = [...others, ['path', newName]];
-      if (newLink) records.push(['linkpath', newLink]);
-      yield* paxHeaderEntry(records);
-      out.write(Buffer.from(newName).subarray(0, 100).toString('latin1'), 0, 100, 'latin1');
+      out += '\ufffd';
+      i += 1;
     }
-    out.fill(0, 157, 257);
-    out.write(Buffer.from(newLink).subarray(0, 100).toString('latin1'), 157, 100, 'latin1');
-    checksum(out);
-    yield out;
-    yield* reader.pieces(size + padding(size));
-    stats.entries++;
-    stats.contentBytes += size;
-    pax = [];
-    gnuName = null;
-    gnuLink = null;
+  }
+  return out;
+}
+
+/** Fetches the archive of one path of the container (its entries named relative to the path's parent). */
+export type ArchiveSource = (path: string) => Promise<AsyncIterable<Buffer>>;
+
+export interface CaptureStats {
+  /** Entries in the merged archive. */
+  entries: number;
+  contentBytes: number;
+  /** Archive requests made. */
+  requests: number;
+}
+
+/** How a path's archive was read. */
+interface ArchiveRead {
+  /** Every change below the path was copied. */
+  complete: boolean;
+  /** Listed children whose entries were all read (when not complete). */
+  done: Set<string>;
+}
+
+/** Merges the archives of the changed paths into one tar (names relative to `/`). */
+class ChangeArchive {
+  /** Names already written (a covering archive left early may have written part of a child's). */
+  private readonly written = new Set<string>();
+
+  constructor(
+    private readonly index: ChangeIndex,
+    private readonly fetch: ArchiveSource,
+    readonly stats: CaptureStats,
+  ) {}
+
+  async *entries(): AsyncGenerator<Buffer> {
+    for (const root of this.index.roots) yield* this.copy(root);
+    yield END_OF_ARCHIVE;
+  }
+
+  private async *copy(p: string): AsyncGenerator<Buffer> {
+    const read = yield* this.copyArchive(p);
+    if (read.complete) return;
+    for (const child of this.index.childrenOf(p)) if (!read.done.has(child)) yield* this.copy(child);
+  }
+
+  private async *copyArchive(p: string): AsyncGenerator<Buffer, ArchiveRead> {
+    const whole = this.index.wantsWhole(p);
+    // Entries below p are named relative to p's parent.
+    const prefix = Buffer.from(parentOf(p) === '/' ? '' : `${parentOf(p).slice(1)}/`).toString('latin1');
+    // A child the engine spells with U+FFFD cannot be asked for by name: only its parent's archive has it.
+    const mayLeave = !whole && !this.index.childrenOf(p).some((c) => c.includes('\ufffd'));
+    let unseen = whole ? Infinity : this.index.listedCountUnder(p);
+    let unchangedBytes = 0;
+    const done = new Set<string>();
+    let child: string | null = null;
+    this.stats.requests++;
+    const tar = new TarReader(await this.fetch(p));
+    try {
+      for (let entry = await tar.next(); entry; entry = await tar.next()) {
+        const name = prefix + entry.name.replace(/^(\.?\/)+/, '');
+        const path = engineSpelling(`/${name}`.replace(/\/+$/, ''));
+        const nextChild = path === p ? null : `${p}/${path.slice(p.length + 1).split('/')[0]}`;
+        if (nextChild !== child) {
+          if (child) done.add(child);
+          child = nextChild;
+        }
+        if (!whole && !this.index.isChanged(path)) {
+          unchangedBytes += BLOCK + entry.size;
+          if (mayLeave && unchangedBytes > COVER_BUDGET_BYTES) return { complete: false, done };
+          continue;
+        }
+        if (!this.written.has(name)) yield* this.write(tar, entry, name, prefix);
+        if (this.index.isPresent(path) && --unseen === 0) break;
+      }
+      return { complete: true, done };
+    } finally {
+      await tar.close();
+    }
+  }
+
+  private async *write(tar: TarReader, entry: TarEntry, name: string, prefix: string): AsyncGenerator<Buffer> {
+    // Hard links name another entry of the archive; symlink targets are the link's content and stay as they are.
+    const link = entry.type === '1' ? prefix + entry.link.replace(/^(\.?\/)+/, '') : entry.link;
+    yield* renamedHeader(entry, name, link);
+    yield* tar.body();
+    this.written.add(name);
+    this.stats.entries++;
+    this.stats.contentBytes += entry.size;
   }
 }
 
 export interface CapturedChanges {
-  /** One tar, names relative to `/`. */
+  /** One tar, names relative to `/`; consume it to the end, or destroy it. */
   archive: Readable;
   deletions: string[];
-  plan: ChangePlan;
   /** Filled in as the archive is read. */
-  stats: RewriteStats;
+  stats: CaptureStats;
+  /** Settles once the engine's archives have all been read: the container may change again. */
+  read: Promise<void>;
+}
+
+/** Streams the changes listed in `index` as one tar, reading the container's archives through `fetch`. */
+export function archiveChanges(index: ChangeIndex, fetch: ArchiveSource): CapturedChanges {
+  const stats: CaptureStats = { entries: 0, contentBytes: 0, requests: 0 };
+  let settle!: () => void;
+  const read = new Promise<void>((resolve) => (settle = resolve));
+  async function* all(): AsyncGenerator<Buffer> {
+    yield* new ChangeArchive(index, fetch, stats).entries();
+    settle();
+  }
+  // Read ahead while the consumer stores what it has. Destroying the archive stops the reads too.
+  const archive = Readable.from(all(), { objectMode: false, highWaterMark: 4 * 1024 * 1024 });
+  archive.once('close', settle);
+  return { archive, deletions: index.deletions, stats, read };
 }
 
 /**
- * Lists the container's changes and streams them as one tar. The caller must consume `archive` to the end (the
- * container should not change meanwhile: pause it first if it runs).
+ * Lists the container's changes and streams them as one tar (the container should not change meanwhile: pause
+ * it first if it runs).
  */
 export async function captureChanges(container: Docker.Container, info?: Docker.ContainerInspectInfo): Promise<CapturedChanges> {
   info ??= await container.inspect();
   const mounts = (info.Mounts ?? []).map((m) => m.Destination).filter((d): d is string => typeof d === 'string');
-  const changes = ((await container.changes()) ?? []) as Array<{ Path: string; Kind: number }>;
-  const plan = planChanges(changes, mounts);
-  const stats: RewriteStats = { entries: 0, contentBytes: 0 };
-  const out = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
-  const fetchArchive = async (p: string) => (await container.getArchive({ path: p })) as unknown as AsyncIterable<Buffer>;
-  void (async () => {
-    // A few archives are requested ahead while the current one is copied.
-    const pending: Array<Promise<AsyncIterable<Buffer>>> = [];
-    let next = 0;
-    const fill = () => {
-      while (pending.length < ARCHIVE_CONCURRENCY && next < plan.archive.length) {
-        const p = fetchArchive(plan.archive[next++]!);
-        p.catch(() => undefined);
-        pending.push(p);
-      }
-    };
-    fill();
-    for (const p of plan.archive) {
-      const source = await pending.shift()!;
-      fill();
-      for await (const piece of rewriteTar(source, parentOf(p), stats)) {
-        if (!out.write(piece)) await new Promise((resolve) => out.once('drain', resolve));
-      }
-    }
-    out.end(Buffer.alloc(BLOCK * 2));
-  })().catch((err: unknown) => out.destroy(err as Error));
-  return { archive: out, deletions: plan.deletions, plan, stats };
+  const changes = ((await container.changes()) ?? []) as EngineChange[];
+  const fetch: ArchiveSource = async (p) => (await container.getArchive({ path: p })) as unknown as AsyncIterable<Buffer>;
+  return archiveChanges(new ChangeIndex(changes, mounts), fetch);
 }
