@@ -195,3 +195,18 @@ describe('tenants and limits', () => {
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 });
+
+describe('an image with a USER', () => {
+  it('runs its commands as that user, ephemeral and persistent', async () => {
+    const name = `${prefix}/user:1`;
+    const res = await build({ name, dockerfile: 'FROM faas/busybox:latest\nRUN mkdir -p /workspace && chown 65534:65534 /workspace\nUSER 65534:65534\n' });
+    expect(res.status).toBe(201);
+    const ran = await api(gw.url, 'POST', '/api/v1/execute', { image: name, command: 'id -u; id -g; echo ok > /workspace/f && cat /workspace/f' });
+    expect(ran.body).toMatchObject({ exit_code: 0, stdout: '65534\n65534\nok\n' });
+    const box = await api(gw.url, 'POST', '/api/v1/containers', { image: name });
+    expect(box.status).toBe(201);
+    const exec = await api(gw.url, 'POST', `/api/v1/containers/${box.body.id}/exec`, { command: 'id -u' });
+    expect(exec.body).toMatchObject({ exit_code: 0, stdout: '65534\n' });
+    await api(gw.url, 'DELETE', `/api/v1/containers/${box.body.id}`);
+  });
+});

@@ -136,7 +136,10 @@ export class DockerRuntime implements Runtime {
 
   async create(spec: SandboxSpec): Promise<SandboxInfo> {
     const runDir = this.hostRunDir(spec.id);
-    fs.mkdirSync(runDir, { recursive: true, mode: 0o700 });
+    fs.mkdirSync(runDir, { recursive: true });
+    // The agent runs as the image's USER, which must be able to make its socket here. Only root on the host can
+    // reach it: the run root above it is 0700.
+    fs.chmodSync(runDir, 0o1777);
     if (spec.limits.network === 'bridge') await this.ensureBridgeNetwork();
     const options = buildContainerOptions(spec, {
       agentPath: this.opts.agentPath,
