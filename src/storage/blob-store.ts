@@ -8,8 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { openDatabase, type Db } from '../db/sqlite.js';
-import { DEFAULT_CHUNK_SIZES, StreamChunker, cutPoint, validateChunkSizes, type ChunkSizes } from './chunker.js';
-import { CodecPool, INLINE_BYTES, core, type CodecChoice, type CodecName } from './codec.js';
+import { DEFAULT_CHUNK_SIZES, StreamChunker, chunkBoundaries, validateChunkSizes, type ChunkSizes } from './chunker.js';
+import { CodecPool, INLINE_BYTES, core, type CodecChoice, type CodecName, type HashWriteResult } from './codec.js';
 import type { CoreError, ManifestEntry } from './codec-core.js';
 import type { S3TierConfig } from './config.js';
 import {
@@ -162,62 +162,29 @@ interface BlobRow {
 
 type Claim = 'write' | 'exists';
 
-interface ChunkRecord {
+/** A chunk of a chunked put as a worker left it (`res.tmp`: its compressed file, not yet renamed into place). */
+interface HashedChunk {
+  index: number;
   data: Uint8Array;
-  id: string;
+  res: HashWriteResult;
 }
 
-/** Buffers at least this large are split by a worker (below, the copy to shared memory is not worth it). */
-const SHARED_SPLIT_MIN = 4 * 1024 * 1024;
-/** …and at most this large (the shared copy doubles the memory of the put). */
-const SHARED_SPLIT_MAX = 1024 * 1024 * 1024;
+/** A blob file in place, to be recorded in storage_blobs. */
+interface StoredBlob {
+  id: string;
+  kind: number;
+  size: number;
+  storedSize: number;
+  codec: CodecName;
+  isRoot: boolean;
+}
 
-/** A minimal async queue: producers push, one consumer iterates; end() finishes, fail(err) rejects. */
-class AsyncQueue<T> implements AsyncIterable<T> {
-  private items: T[] = [];
-  private head = 0;
-  private done = false;
-  private error: unknown = null;
-  private wake: (() => void) | null = null;
-
-  push(item: T): void {
-    this.items.push(item);
-    this.signal();
-  }
-
-  end(): void {
-    this.done = true;
-    this.signal();
-  }
-
-  fail(err: unknown): void {
-    this.error = err ?? new Error('queue failed');
-    this.signal();
-  }
-
-  private signal(): void {
-    const w = this.wake;
-    this.wake = null;
-    w?.();
-  }
-
-  async *[Symbol.asyncIterator](): AsyncIterator<T> {
-    for (;;) {
-      if (this.error !== null) throw this.error;
-      if (this.head < this.items.length) {
-        const item = this.items[this.head]!;
-        this.items[this.head++] = undefined as unknown as T;
-        if (this.head > 1024 && this.head * 2 > this.items.length) {
-          this.items = this.items.slice(this.head);
-          this.head = 0;
-        }
-        yield item;
-        continue;
-      }
-      if (this.done) return;
-      await new Promise<void>((r) => (this.wake = r));
-    }
-  }
+/** What storing the chunks of one input did. */
+interface StoredChunks {
+  entries: ManifestEntry[];
+  added: number;
+  stored: number;
+  newChunks: number;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -263,13 +230,20 @@ export class BlobStore {
   private readonly replicator: Replicator | null;
   private readonly tmpDir: string;
   private tmpSeq = 0;
+  /** Makes temp names unique across stores (drawn once: crypto.randomBytes per file cost ~30 µs). */
+  private readonly tmpTag = crypto.randomBytes(4).toString('hex');
   private closed = false;
   private evicting = false;
   private l1Bytes = 0;
   private accessed = new Set<string>();
   private accessTimer: NodeJS.Timeout | null = null;
-  /** Parallel codec jobs per put/get. */
+  /** Parallel codec jobs per get (and verify). */
   private readonly parallel: number;
+  /**
+   * Chunks of one put in the workers at a time: 4 per worker, so a worker still has queued work while this
+   * thread waits for a core (3 busy threads on 2 cores); 2 per worker left them idle ~25% of the time.
+   */
+  private readonly putWindow: number;
 
   private constructor(opts: BlobStoreOptions, s3: S3Tier | null) {
     this.dataDir = path.resolve(opts.dataDir);
@@ -293,6 +267,7 @@ export class BlobStore {
     this.pool = new CodecPool(opts.workers);
     this.pool.warm();
     this.parallel = Math.max(2, this.pool.size * 2);
+    this.putWindow = Math.max(2, this.pool.size * 4);
     this.s3 = s3;
     if (this.s3) {
       const { autoStart = true, ...rest } = opts.replication ?? {};
@@ -383,11 +358,16 @@ export class BlobStore {
 
   /** `<data-dir>/blobs/ab/cdef…` */
   blobPath(id: string): string {
-    return path.join(this.blobsDir, id.slice(0, 2), id.slice(2));
+    return core().blobFile(this.blobsDir, id);
   }
 
   private tmpPath(id: string): string {
-    return path.join(this.tmpDir, `${id.slice(0, 16)}.${process.pid}.${++this.tmpSeq}.${crypto.randomBytes(4).toString('hex')}.tmp`);
+    return path.join(this.tmpDir, `${id.slice(0, 16)}.${this.tmpName()}`);
+  }
+
+  /** `<pid>.<n>.<random>.tmp`: unique across stores and processes (the random part is drawn once per store). */
+  private tmpName(): string {
+    return `${process.pid}.${++this.tmpSeq}.${this.tmpTag}.tmp`;
   }
 
   private cleanTmp(): void {
@@ -439,83 +419,94 @@ export class BlobStore {
   /** Claims `id` for writing, or refreshes an existing blob's GC clock. Waits while a gc deletes the id. */
   private async claim(id: string, kind: number, pin: string | null): Promise<Claim> {
     for (let waited = 0; ; waited += 5) {
-      const r = this.claimOnce(id, kind, pin);
-      if (r !== 'wait') {
-        if (r === 'exists-l1' && !fs.existsSync(this.blobPath(id))) {
-          // The row says L1 but the file is gone (deleted by hand?) and L2 does not have it: rewrite it.
-          const row = this.row(id);
-          if (row && !row.in_l2) return 'write';
-        }
-        return r === 'write' ? 'write' : 'exists';
-      }
+      const [r] = this.claimMany([id], kind, pin);
+      if (r !== 'wait') return r!;
       if (waited > STALE_DELETING_MS + 5000) throw new StorageError(`blob ${id} stays in state "deleting"; is a gc stuck?`);
       await sleep(5);
     }
   }
 
-  private claimOnce(id: string, kind: number, pin: string | null): 'write' | 'exists-l1' | 'exists' | 'wait' {
-    const db = this.db;
+  /**
+   * Records `written` blob files and claims `ids`, all in ONE transaction (a transaction per blob costs about as
+   * much CPU as hashing a 256 KiB chunk). 'wait' means a gc is deleting that id: retry it with `claim`.
+   */
+  private claimMany(ids: string[], kind: number, pin: string | null, written: StoredBlob[] = []): (Claim | 'wait')[] {
     const now = Date.now();
+    const decide = (id: string): Claim | 'wait' | 'exists-l1' => {
+      const row = this.st('SELECT state, in_l1, in_l2, state_since FROM storage_blobs WHERE id = ?').get(id) as
+        | Pick<BlobRow, 'state' | 'in_l1' | 'in_l2' | 'state_since'>
+        | undefined;
+      if (!row) {
+        this.st(
+          `INSERT INTO storage_blobs (id, kind, state, size, stored_size, codec, in_l1, in_l2, created_at, last_put_at, last_access_at, state_since)
+           VALUES (?, ?, ?, 0, 0, 'none', 0, 0, ?, ?, ?, ?)`,
+        ).run(id, kind, WRITING, now, now, now, now);
+        return 'write';
+      }
+      if (row.state === OK) {
+        if (row.in_l1 || row.in_l2) {
+          this.st('UPDATE storage_blobs SET last_put_at = ? WHERE id = ?').run(now, id);
+          return row.in_l1 ? 'exists-l1' : 'exists';
+        }
+        return 'write'; // known but lost everywhere (quarantined): this put restores it
+      }
+      if (row.state === DELETING && now - row.state_since < STALE_DELETING_MS) return 'wait';
+      this.st('UPDATE storage_blobs SET state = ?, state_since = ?, last_put_at = ? WHERE id = ?').run(WRITING, now, now, id);
+      return 'write';
+    };
+    let decided: ReturnType<typeof decide>[];
     try {
-      const decide = () => {
-        const row = this.st('SELECT state, in_l1, in_l2, state_since FROM storage_blobs WHERE id = ?').get(id) as
-          | Pick<BlobRow, 'state' | 'in_l1' | 'in_l2' | 'state_since'>
-          | undefined;
-        if (!row) {
-          this.st(
-            `INSERT INTO storage_blobs (id, kind, state, size, stored_size, codec, in_l1, in_l2, created_at, last_put_at, last_access_at, state_since)
-             VALUES (?, ?, ?, 0, 0, 'none', 0, 0, ?, ?, ?, ?)`,
-          ).run(id, kind, WRITING, now, now, now, now);
-          return 'write' as const;
-        }
-        if (row.state === OK) {
-          if (row.in_l1 || row.in_l2) {
-            this.st('UPDATE storage_blobs SET last_put_at = ? WHERE id = ?').run(now, id);
-            return row.in_l1 ? ('exists-l1' as const) : ('exists' as const);
-          }
-          return 'write' as const; // known but lost everywhere (quarantined): this put restores it
-        }
-        if (row.state === DELETING && now - row.state_since < STALE_DELETING_MS) return 'wait' as const;
-        this.st('UPDATE storage_blobs SET state = ?, state_since = ?, last_put_at = ? WHERE id = ?').run(WRITING, now, now, id);
-        return 'write' as const;
-      };
-      return db.transaction(() => {
-        const res = decide();
-        // The pin is a reference taken in the same transaction as the claim: gc cannot remove the blob between
-        // this put and the reference its caller (or the manifest being built) needs.
-        if (pin && res !== 'wait') this.st('INSERT OR IGNORE INTO storage_refs (owner, blob_id, created_at) VALUES (?, ?, ?)').run(pin, id, now);
-        return res;
-      }).immediate();
+      decided = this.db
+        .transaction(() => {
+          for (const w of written) this.recordStored(w, now);
+          return ids.map((id) => {
+            const res = decide(id);
+            // The pin is a reference taken in the same transaction as the claim: gc cannot remove the blob
+            // between this put and the reference its caller (or the manifest being built) needs.
+            if (pin && res !== 'wait') this.st('INSERT OR IGNORE INTO storage_refs (owner, blob_id, created_at) VALUES (?, ?, ?)').run(pin, id, now);
+            return res;
+          });
+        })
+        .immediate();
     } catch (err) {
       throw this.wrapWriteError(err);
     }
+    if (written.length > 0) this.scheduleEvict();
+    return decided.map((r, i) => {
+      if (r !== 'exists-l1') return r;
+      // The row says L1 but the file is gone (deleted by hand?) and L2 does not have it: rewrite it.
+      if (fs.existsSync(this.blobPath(ids[i]!))) return 'exists';
+      return this.row(ids[i]!)?.in_l2 ? 'exists' : 'write';
+    });
   }
 
-  /** Records a written blob file (upsert: robust against a concurrent writer of the same id). */
-  private markStored(id: string, kind: number, size: number, storedSize: number, codec: string, isRoot: boolean): void {
-    const now = Date.now();
-    const db = this.db;
+  /** Records a written blob file in its own transaction. */
+  private markStored(blob: StoredBlob): void {
     try {
-      db.transaction(() => {
-        const prev = this.st('SELECT in_l1 FROM storage_blobs WHERE id = ? AND state = ?').get(id, OK) as { in_l1: number } | undefined;
-        this.st(
-          `INSERT INTO storage_blobs (id, kind, state, size, stored_size, codec, is_root, in_l1, in_l2, created_at, last_put_at, last_access_at, state_since)
-           VALUES (@id, @kind, ${OK}, @size, @stored, @codec, @root, 1, 0, @now, @now, @now, @now)
-           ON CONFLICT (id) DO UPDATE SET kind = @kind, state = ${OK}, size = @size, stored_size = @stored, codec = @codec,
-             is_root = MAX(is_root, @root), in_l1 = 1, last_put_at = @now, last_access_at = @now, state_since = @now`,
-        ).run({ id, kind, size, stored: storedSize, codec, root: isRoot ? 1 : 0, now });
-        if (this.s3) {
-          this.st(
-            `INSERT OR IGNORE INTO storage_replication (blob_id, op, next_attempt_at, enqueued_at)
-             SELECT ?, 'put', ?, ? WHERE NOT EXISTS (SELECT 1 FROM storage_blobs WHERE id = ? AND in_l2 = 1)`,
-          ).run(id, now, now, id);
-          this.st("DELETE FROM storage_replication WHERE blob_id = ? AND op = 'delete'").run(id);
-        }
-        if (!prev || !prev.in_l1) this.l1Bytes += storedSize;
-      })();
+      this.db.transaction(() => this.recordStored(blob, Date.now()))();
     } catch (err) {
       throw this.wrapWriteError(err);
     }
+    this.scheduleEvict();
+  }
+
+  /** The row of a written blob file (an upsert: robust against a concurrent writer of the same id); inside a transaction. */
+  private recordStored(b: StoredBlob, now: number): void {
+    const prev = this.st('SELECT in_l1 FROM storage_blobs WHERE id = ? AND state = ?').get(b.id, OK) as { in_l1: number } | undefined;
+    this.st(
+      `INSERT INTO storage_blobs (id, kind, state, size, stored_size, codec, is_root, in_l1, in_l2, created_at, last_put_at, last_access_at, state_since)
+       VALUES (@id, @kind, ${OK}, @size, @stored, @codec, @root, 1, 0, @now, @now, @now, @now)
+       ON CONFLICT (id) DO UPDATE SET kind = @kind, state = ${OK}, size = @size, stored_size = @stored, codec = @codec,
+         is_root = MAX(is_root, @root), in_l1 = 1, last_put_at = @now, last_access_at = @now, state_since = @now`,
+    ).run({ id: b.id, kind: b.kind, size: b.size, stored: b.storedSize, codec: b.codec, root: b.isRoot ? 1 : 0, now });
+    if (this.s3) {
+      this.st(
+        `INSERT OR IGNORE INTO storage_replication (blob_id, op, next_attempt_at, enqueued_at)
+         SELECT ?, 'put', ?, ? WHERE NOT EXISTS (SELECT 1 FROM storage_blobs WHERE id = ? AND in_l2 = 1)`,
+      ).run(b.id, now, now, b.id);
+      this.st("DELETE FROM storage_replication WHERE blob_id = ? AND op = 'delete'").run(b.id);
+    }
+    if (!prev || !prev.in_l1) this.l1Bytes += b.storedSize;
   }
 
   /** Drops a claim after a failed write, unless another writer completed the blob meanwhile. */
@@ -548,19 +539,22 @@ export class BlobStore {
       const r = this.row(id)!;
       return { added: 0, storedSize: r.stored_size, codec: r.codec as CodecName };
     }
-    const final = this.blobPath(id);
-    let res: { codec: CodecName; storedSize: number };
+    const blob = await this.writeData(id, data, choice, isRoot, pin);
+    this.markStored(blob);
+    return { added: blob.storedSize, storedSize: blob.storedSize, codec: blob.codec };
+  }
+
+  /** Compresses and writes the file of a claimed id (in a worker); on failure releases the claim. */
+  private async writeData(id: string, data: Uint8Array, choice: CodecChoice, isRoot: boolean, pin: string | null): Promise<StoredBlob> {
     try {
-      res = await this.writeWithRoom(() =>
-        this.pool.encodeWrite({ data, choice, level: this.zstdLevel, tmp: this.tmpPath(id), final, fsync: this.fsync }),
+      const res = await this.writeWithRoom(() =>
+        this.pool.encodeWrite({ data, choice, level: this.zstdLevel, tmp: this.tmpPath(id), final: this.blobPath(id), fsync: this.fsync }),
       );
+      return { id, kind: KIND_DATA, size: data.length, storedSize: res.storedSize, codec: res.codec, isRoot };
     } catch (err) {
       this.releaseClaim(id, pin);
       throw this.wrapWriteError(err);
     }
-    this.markStored(id, KIND_DATA, data.length, res.storedSize, res.codec, isRoot);
-    this.scheduleEvict();
-    return { added: res.storedSize, storedSize: res.storedSize, codec: res.codec };
   }
 
   /** Runs a write; on a full disk, evicts what L2 holds and retries once. */
@@ -589,10 +583,7 @@ export class BlobStore {
     if (ref === '') throw new StorageError('put: ref must be a non-empty owner string');
     if (input instanceof Uint8Array) {
       const buf = toBuffer(input);
-      if (chunked === true || (chunked === 'auto' && buf.length >= this.chunkThreshold)) {
-        if (buf.length >= SHARED_SPLIT_MIN && buf.length <= SHARED_SPLIT_MAX && this.pool.size > 0) return this.putChunkedShared(buf, choice, ref);
-        return this.putChunked(this.sliceAll(buf), choice, ref);
-      }
+      if (chunked === true || (chunked === 'auto' && buf.length >= this.chunkThreshold)) return this.putChunked(this.sliceAll(buf), choice, ref);
       return this.putSingle(buf, choice, ref);
     }
     // Stream: buffer up to the threshold, then switch to streaming chunking.
@@ -632,8 +623,7 @@ export class BlobStore {
 
   private *sliceAll(buf: Buffer): Generator<Buffer> {
     let off = 0;
-    while (off < buf.length) {
-      const len = cutPoint(buf, off, buf.length, this.chunkSizes);
+    for (const len of chunkBoundaries(buf, this.chunkSizes)) {
       yield buf.subarray(off, off + len);
       off += len;
     }
@@ -654,41 +644,22 @@ export class BlobStore {
     };
   }
 
-  /** Chunks split and hashed in this thread (streams, and buffers when there are no workers). */
+  /**
+   * Chunks are split in this thread (~0.5 ms/MiB in wasm) and fed to the whole-content hash, one at a time as the
+   * pipeline has room, so the event loop turns between chunks; the workers hash, compress and write them.
+   */
   private async putChunked(chunks: Iterable<Buffer> | AsyncIterable<Buffer>, choice: CodecChoice, ref: string | null): Promise<PutResult> {
     const whole = crypto.createHash('sha256');
-    async function* hashed(): AsyncGenerator<ChunkRecord> {
+    async function* hashed(): AsyncGenerator<Buffer> {
       for await (const c of chunks) {
         whole.update(c);
-        yield { data: c, id: core().sha256hex(c) };
+        yield c;
       }
     }
-    return this.withPin((pin) => this.putChunkedPinned(hashed(), () => whole.digest('hex'), choice, ref, pin));
-  }
-
-  /**
-   * A large buffer: copied once into shared memory, split and hashed by a dedicated worker while this thread
-   * only claims chunks and dispatches them to the codec workers, which read them in place (no further copies).
-   */
-  private async putChunkedShared(buf: Buffer, choice: CodecChoice, ref: string | null): Promise<PutResult> {
-    const sab = new SharedArrayBuffer(buf.length);
-    new Uint8Array(sab).set(buf);
-    const queue = new AsyncQueue<ChunkRecord>();
-    let wholeId = '';
-    const split = this.pool.split(sab, buf.length, this.chunkSizes, (batch) => {
-      for (let i = 0; i + 2 < batch.length; i += 3) {
-        queue.push({ data: new Uint8Array(sab, batch[i] as number, batch[i + 1] as number), id: batch[i + 2] as string });
-      }
+    return this.withPin(async (pin) => {
+      const stored = await this.storeChunks(hashed(), choice, pin);
+      return this.storeManifest(whole.digest('hex'), stored, choice, ref, pin);
     });
-    if (!split) return this.putChunked(this.sliceAll(buf), choice, ref);
-    split.then(
-      (r) => {
-        wholeId = r.id;
-        queue.end();
-      },
-      (err) => queue.fail(err),
-    );
-    return this.withPin((pin) => this.putChunkedPinned(queue, () => wholeId, choice, ref, pin));
   }
 
   /** Chunks are pinned by a transient reference until the manifest that lists them is recorded. */
@@ -705,44 +676,98 @@ export class BlobStore {
     }
   }
 
-  private async putChunkedPinned(
-    chunks: AsyncIterable<ChunkRecord>,
-    wholeId: () => string,
-    choice: CodecChoice,
-    ref: string | null,
-    pin: string,
-  ): Promise<PutResult> {
-    const entries: ManifestEntry[] = [];
+  /**
+   * Stores chunks with up to `putWindow` of them in the workers at a time. A worker hashes a chunk and, unless its
+   * file exists, writes it compressed to a temp file; this thread then claims the id and renames the file into
+   * place. Each turn records the files renamed in the previous turn and claims the chunks that came back in
+   * one transaction (a transaction per chunk costs about as much as hashing it).
+   */
+  private async storeChunks(chunks: AsyncIterator<Buffer>, choice: CodecChoice, pin: string): Promise<StoredChunks> {
+    const out: StoredChunks = { entries: [], added: 0, stored: 0, newChunks: 0 };
     const inflight = new Set<Promise<void>>();
+    /** Chunks back from the workers, not claimed yet. */
+    const hashed: HashedChunk[] = [];
+    /** Blob files in place whose rows are not recorded yet. */
+    const written: StoredBlob[] = [];
     let failed: unknown = null;
-    let added = 0;
-    let stored = 0;
-    let newChunks = 0;
-    try {
-      for await (const { data: chunk, id: cid } of chunks) {
-        if (failed !== null) break;
-        entries.push({ id: cid, size: chunk.length });
-        const p = this.storeData(cid, chunk, choice, false, pin)
-          .then((r) => {
-            added += r.added;
-            stored += r.storedSize;
-            if (r.added > 0) newChunks++;
-          })
-          .catch((err) => {
-            if (failed === null) failed = err;
-          })
-          .finally(() => inflight.delete(p));
-        inflight.add(p);
-        if (inflight.size >= this.parallel) await Promise.race(inflight);
+    const track = (p: Promise<unknown>) => {
+      const t = p
+        .then(
+          () => {},
+          (err) => {
+            failed ??= err;
+          },
+        )
+        .finally(() => inflight.delete(t));
+      inflight.add(t);
+    };
+    const wrote = (blob: StoredBlob) => {
+      written.push(blob);
+      out.added += blob.storedSize;
+      out.stored += blob.storedSize;
+      out.newChunks++;
+    };
+    /** A chunk whose claim is in: rename its temp file into place, or drop it when the blob exists. */
+    const settle = async ({ data, res }: HashedChunk, claim: Claim | 'wait'): Promise<void> => {
+      if (claim === 'wait') claim = await this.claim(res.id, KIND_DATA, pin);
+      if (claim === 'exists') {
+        if (res.tmp) fs.rmSync(res.tmp, { force: true }); // another writer stored it meanwhile
+        out.stored += this.row(res.id)!.stored_size;
+      } else if (res.tmp) {
+        try {
+          core().commitTmp(res.tmp, this.blobPath(res.id));
+        } catch (err) {
+          this.releaseClaim(res.id, pin);
+          throw this.wrapWriteError(err);
+        }
+        wrote({ id: res.id, kind: KIND_DATA, size: data.length, storedSize: res.storedSize, codec: res.codec!, isRoot: false });
+      } else {
+        // Its file existed when the worker looked, but the database does not know it (or it was being deleted).
+        wrote(await this.writeData(res.id, data, choice, false, pin));
       }
-    } catch (err) {
-      // The input failed (e.g. a stream error): let the chunk writes in flight settle before unpinning.
+    };
+    let more = true;
+    try {
+      while ((more || inflight.size > 0) && failed === null) {
+        while (more && inflight.size < this.putWindow) {
+          const r = await chunks.next();
+          if (r.done) {
+            more = false;
+            break;
+          }
+          const data = r.value;
+          const index = out.entries.push({ id: '', size: data.length }) - 1;
+          const job = { data, choice, level: this.zstdLevel, blobsDir: this.blobsDir, tmpDir: this.tmpDir, tmpName: this.tmpName(), fsync: this.fsync };
+          track(this.writeWithRoom(() => this.pool.hashWrite(job)).then((res) => hashed.push({ index, data, res })));
+        }
+        if (inflight.size > 0) await Promise.race(inflight);
+        const batch = hashed.splice(0);
+        const claims = this.claimMany(batch.map((c) => c.res.id), KIND_DATA, pin, written);
+        written.length = 0;
+        batch.forEach((c, i) => {
+          out.entries[c.index]!.id = c.res.id;
+          track(settle(c, claims[i]!));
+        });
+      }
+    } finally {
+      // On failure too: let the work in flight settle, record what was renamed, remove unclaimed temp files.
       await Promise.allSettled(inflight);
-      throw err;
+      for (const c of hashed) if (c.res.tmp) fs.rmSync(c.res.tmp, { force: true });
+      if (written.length > 0) {
+        try {
+          this.claimMany([], KIND_DATA, null, written);
+        } catch (err) {
+          failed ??= err;
+        }
+      }
     }
-    await Promise.all(inflight);
-    if (failed !== null) throw failed;
-    const id = wholeId();
+    if (failed !== null) throw this.wrapWriteError(failed);
+    return out;
+  }
+
+  /** Records the manifest of stored chunks under the id of the whole content (or the one chunk as the blob). */
+  private async storeManifest(id: string, chunks: StoredChunks, choice: CodecChoice, ref: string | null, pin: string): Promise<PutResult> {
+    const { entries, added, stored, newChunks } = chunks;
     const total = entries.reduce((a, e) => a + e.size, 0);
     if (entries.length <= 1) {
       // One chunk: the chunk is the blob.
@@ -780,7 +805,7 @@ export class BlobStore {
         this.st('DELETE FROM storage_chunks WHERE manifest_id = ?').run(id);
         const ins = this.st('INSERT INTO storage_chunks (manifest_id, seq, chunk_id, size) VALUES (?, ?, ?, ?)');
         entries.forEach((e, i) => ins.run(id, i, e.id, e.size));
-        this.markStored(id, KIND_MANIFEST, total, file.storedSize, 'none', true);
+        this.recordStored({ id, kind: KIND_MANIFEST, size: total, storedSize: file.storedSize, codec: 'none', isRoot: true }, Date.now());
       })();
     } catch (err) {
       throw this.wrapWriteError(err);

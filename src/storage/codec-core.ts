@@ -62,6 +62,34 @@ export interface CoreError extends Error {
   code: string;
 }
 
+export interface EncodeWriteJob {
+  data: Uint8Array;
+  choice: CodecChoice;
+  level: number;
+  tmp: string;
+  final: string;
+  fsync: boolean;
+}
+
+export interface HashWriteJob {
+  data: Uint8Array;
+  choice: CodecChoice;
+  level: number;
+  blobsDir: string;
+  tmpDir: string;
+  /** The temp file is `<tmpDir>/<first 16 hex of the id>.<tmpName>`. */
+  tmpName: string;
+  fsync: boolean;
+}
+
+/** `tmp` null: the blob file existed, nothing was written. Otherwise the compressed blob file, not yet renamed. */
+export interface HashWriteResult {
+  id: string;
+  tmp: string | null;
+  codec: CodecName | null;
+  storedSize: number;
+}
+
 export interface ManifestEntry {
   id: string;
   size: number;
@@ -284,13 +312,23 @@ export function codecCore(deps: CodecDeps) {
     madeDirs.add(dir);
   }
 
-  /**
-   * Writes parts to `tmp` with one handle, then renames onto `final`: readers see either no file or the whole
-   * file, and two writers of the same id both rename complete, identical files.
-   */
-  function writeAtomic(tmp: string, final: string, parts: Uint8Array[], fsync: boolean): void {
+  /** Runs `fn`; if it throws, removes `tmp` (whatever state it is in) and rethrows. */
+  function orUnlink<T>(tmp: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      try {
+        fs.unlinkSync(tmp);
+      } catch {
+        /* already gone */
+      }
+      throw err;
+    }
+  }
+
+  /** Writes parts to the new file `tmp` with one handle (fsynced when asked); no file is left on failure. */
+  function writeTmp(tmp: string, parts: Uint8Array[], fsync: boolean): void {
     ensureDir(path.dirname(tmp));
-    ensureDir(path.dirname(final));
     let fd: number;
     try {
       fd = fs.openSync(tmp, 'wx', 0o644);
@@ -301,7 +339,7 @@ export function codecCore(deps: CodecDeps) {
       ensureDir(path.dirname(tmp));
       fd = fs.openSync(tmp, 'wx', 0o644);
     }
-    try {
+    orUnlink(tmp, () => {
       try {
         // One writev for header + payload; finish piecewise if the kernel wrote less.
         let done = parts.length > 1 ? fs.writevSync(fd, parts) : 0;
@@ -315,6 +353,16 @@ export function codecCore(deps: CodecDeps) {
       } finally {
         fs.closeSync(fd);
       }
+    });
+  }
+
+  /**
+   * Renames a complete temp file onto `final`: readers see either no file or the whole file, and two writers of
+   * the same id both rename complete, identical files. The temp file is removed on failure.
+   */
+  function commitTmp(tmp: string, final: string): void {
+    orUnlink(tmp, () => {
+      ensureDir(path.dirname(final));
       try {
         fs.renameSync(tmp, final);
       } catch (err) {
@@ -323,14 +371,39 @@ export function codecCore(deps: CodecDeps) {
         ensureDir(path.dirname(final));
         fs.renameSync(tmp, final);
       }
-    } catch (err) {
-      try {
-        fs.unlinkSync(tmp);
-      } catch {
-        /* already gone */
-      }
-      throw err;
-    }
+    });
+  }
+
+  /** A blob file written in one step: temp file, then rename. */
+  function writeAtomic(tmp: string, final: string, parts: Uint8Array[], fsync: boolean): void {
+    writeTmp(tmp, parts, fsync);
+    commitTmp(tmp, final);
+  }
+
+  /** `<blobsDir>/ab/cdef…`: the file of blob `abcdef…`. */
+  function blobFile(blobsDir: string, id: string): string {
+    return path.join(blobsDir, id.slice(0, 2), id.slice(2));
+  }
+
+  /** Chooses the codec, compresses and writes the blob file of a known id atomically. */
+  function encodeWrite(job: EncodeWriteJob): { codec: CodecName; storedSize: number } {
+    const r = encode(job.data, job.choice, job.level);
+    writeAtomic(job.tmp, job.final, r.parts, job.fsync);
+    return { codec: r.codec, storedSize: r.storedSize };
+  }
+
+  /**
+   * A chunk of a chunked put: hashes it and, unless its blob file exists already (a dedup hit, which the caller
+   * confirms in SQLite), compresses it into a temp file that the caller renames into place once it has claimed
+   * the id. Hashing here rather than in the splitting thread spreads the hashing over the workers.
+   */
+  function hashWrite(job: HashWriteJob): HashWriteResult {
+    const id = sha256hex(job.data);
+    if (fs.existsSync(blobFile(job.blobsDir, id))) return { id, tmp: null, codec: null, storedSize: 0 };
+    const r = encode(job.data, job.choice, job.level);
+    const tmp = path.join(job.tmpDir, `${id.slice(0, 16)}.${job.tmpName}`);
+    writeTmp(tmp, r.parts, job.fsync);
+    return { id, tmp, codec: r.codec, storedSize: r.storedSize };
   }
 
   function readFile(file: string): Buffer {
@@ -377,6 +450,10 @@ export function codecCore(deps: CodecDeps) {
     encodeManifest,
     parseManifest,
     writeAtomic,
+    commitTmp,
+    blobFile,
+    encodeWrite,
+    hashWrite,
     sha256hex,
     readFile,
   };

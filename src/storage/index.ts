@@ -10,7 +10,7 @@ export {
   type VerifyReport,
   type VerifyProblem,
 } from './blob-store.js';
-export { DEFAULT_CHUNK_SIZES, StreamChunker, chunkLengths, cutPoint, type ChunkSizes } from './chunker.js';
+export { DEFAULT_CHUNK_SIZES, StreamChunker, chunkLengths, type ChunkSizes } from './chunker.js';
 export type { CodecChoice, CodecName } from './codec-core.js';
 export { storageConfigFromEnv, parseBytes, parseObjectStoreUrl, type StorageConfig, type S3TierConfig } from './config.js';
 export {

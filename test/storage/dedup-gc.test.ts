@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BlobCorruptError, BlobNotFoundError, BlobStore, StreamChunker, chunkLengths, silentLogger } from '../../src/storage/index.js';
+import { chunkBoundaries } from '../../src/storage/chunker.js';
 import { blobFile, prng, sha256, textLike, tmpDir } from './helpers.js';
 
 const MiB = 1024 * 1024;
@@ -31,6 +32,38 @@ describe('FastCDC chunker', () => {
     const avg = data.length / whole.length;
     expect(avg).toBeGreaterThan(150 * 1024);
     expect(avg).toBeLessThan(450 * 1024);
+  });
+
+  it('boundaries never change (every chunk id of every stored blob depends on them)', () => {
+    // Computed by the first (JavaScript) implementation; any change here breaks dedup against existing stores.
+    expect(chunkLengths(prng(4 * MiB, 7))).toEqual([
+      288901, 284540, 275373, 185524, 195410, 267786, 389425, 273250, 345506, 272747, 302623, 454765, 285162, 373292,
+    ]);
+    expect(chunkLengths(textLike(4 * MiB, 3))).toEqual([
+      324804, 294539, 307101, 281707, 301982, 276518, 264446, 540625, 345110, 325301, 231033, 79472, 300812, 320854,
+    ]);
+    expect(chunkLengths(prng(64 * 1024, 5), { min: 1024, avg: 4096, max: 16384 })).toEqual([
+      4325, 1137, 1922, 2378, 4144, 6889, 6493, 6324, 3361, 4297, 4306, 4147, 4776, 2078, 5282, 3677,
+    ]);
+    const many = chunkLengths(prng(64 * MiB, 1));
+    expect(many.length).toBe(225);
+    expect(sha256(Buffer.from(JSON.stringify(many)))).toBe('6ea29da494c4ede270aa4218e171c0f1883aa6acf2c1a8a217463a1183599d89');
+  });
+
+  it('interleaved splits (two puts at once share the scan memory) give the same boundaries', () => {
+    const a = prng(12 * MiB, 21);
+    const b = textLike(12 * MiB, 22);
+    const ia = chunkBoundaries(a);
+    const ib = chunkBoundaries(b);
+    const got: [number[], number[]] = [[], []];
+    for (;;) {
+      const x = ia.next();
+      const y = ib.next();
+      if (!x.done) got[0].push(x.value);
+      if (!y.done) got[1].push(y.value);
+      if (x.done && y.done) break;
+    }
+    expect(got).toEqual([chunkLengths(a), chunkLengths(b)]);
   });
 
   it('an insertion only changes the chunks around it', () => {
@@ -87,6 +120,22 @@ describe('deduplication across snapshots', () => {
     const st = s.stats();
     expect(st.compression_ratio).toBeGreaterThan(2);
     expect(st.dedup_ratio).toBeGreaterThan(1.8);
+  });
+
+  it('a chunk file the database does not know is rewritten and recorded', async () => {
+    const s = await open();
+    const data = textLike(6 * MiB, 31);
+    const { id } = await s.put(data, { ref: 'test' });
+    const chunk = s.list({ all: true }).find((e) => e.kind === 'blob')!;
+    // As after losing the database: the file is there, its row is not.
+    s.db.prepare('DELETE FROM storage_blobs WHERE id = ?').run(chunk.id);
+    const again = await s.put(data);
+    expect(again.id).toBe(id);
+    expect(again.newChunks).toBe(1);
+    expect(s.list({ all: true }).map((e) => e.id)).toContain(chunk.id);
+    expect((await s.get(id)).equals(data)).toBe(true);
+    expect((await s.verify()).problems).toEqual([]);
+    expect(fs.readdirSync(`${s.blobsDir}/tmp`)).toEqual([]);
   });
 
   it('a missing chunk is an error naming the blob, for get, getStream and verify', async () => {
