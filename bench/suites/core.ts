@@ -24,6 +24,9 @@ function latencyRow(name: string, samples: number[], baseline: { name: string; s
   };
 }
 
+/** Unmeasured runs before the timed ones (pooled executions, persistent execs): V8 compiles the gateway's code. */
+const WARM_UP_RUNS = 10;
+
 export const suite: BenchSuite = {
   name: 'core',
   async run({ quick, workDir }) {
@@ -42,12 +45,14 @@ export const suite: BenchSuite = {
       const rawBaseline = { name: 'raw Engine API create+start+wait+remove', samples: raw };
       rows.push(latencyRow('ephemeral echo over HTTP, cold (pool empty)', coldSamples, rawBaseline, { text: 'p50 ≤ 1.0× raw', met: (_p, _q, r) => r <= 1.0 }));
 
-      // Warm: the pool holds as many sandboxes as the run needs; prewarm answers once they are ready. One execution
-      // before it runs the gateway's code once (a cold miss), as the cold run did for the cold gateway.
-      await post(`${warm.url}/api/v1/execute`, { command: 'true' });
+      // Warm: the pool holds as many sandboxes as the run needs; prewarm answers once they are ready. The first
+      // pooled executions of a fresh gateway take 10-50 ms while V8 compiles its code: they run (unmeasured) first,
+      // and the pool refills in the pause after them.
       const pool = await post(`${warm.url}/api/v1/prewarm`, { count: n, wait_s: 120 });
       if (pool.ready < n) throw new Error(`the warm pool filled only ${pool.ready} of ${n} sandboxes in 120 s: ${JSON.stringify(pool)}`);
-      // Each phase starts once the previous one's removals are done: they would run beside it.
+      for (let i = 0; i < WARM_UP_RUNS; i++) await post(`${warm.url}/api/v1/execute`, { command: 'true' });
+      // Each phase starts once the previous ones' removals and refills are done: they would run beside it.
+      await warm.settled();
       await cold.settled();
       const warmSamples = await timeIt(n, () => post(`${warm.url}/api/v1/execute`, { command: 'echo hi' }));
       rows.push(latencyRow(`ephemeral echo over HTTP, warm pool (${n} sequential)`, warmSamples, rawBaseline, { text: 'p50 ≤ 5 ms, p95 ≤ 10 ms', met: (p, q) => p <= 5 && q <= 10 }));
@@ -56,10 +61,12 @@ export const suite: BenchSuite = {
       await warm.settled();
       const m = quick ? 50 : 200;
       const container = docker.getContainer(`faas-${box.id}`);
+      // The agent first: the engine goes on working for a while after a burst of raw execs.
+      for (let i = 0; i < WARM_UP_RUNS; i++) await post(`${cold.url}/api/v1/containers/${box.id}/exec`, { argv: ['true'] });
+      const agentExec = await timeIt(m, () => post(`${cold.url}/api/v1/containers/${box.id}/exec`, { argv: ['true'] }));
       await rawExec(container);
       const rawExecSamples = await timeIt(m, () => rawExec(container));
       const execBaseline = { name: 'raw Engine API exec (create+start+inspect)', samples: rawExecSamples };
-      const agentExec = await timeIt(m, () => post(`${cold.url}/api/v1/containers/${box.id}/exec`, { argv: ['true'] }));
       rows.push(latencyRow('persistent exec round trip over HTTP via the agent', agentExec, execBaseline, { text: 'p50 ≤ 2 ms and ≥ 20× faster than raw', met: (p, _q, r) => p <= 2 && r <= 0.05 }));
 
       // Sustained throughput against the engine's own churn at the same concurrency.
