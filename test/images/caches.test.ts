@@ -141,39 +141,43 @@ describe('sizes and purge', () => {
 });
 
 describe('routes', () => {
+  // A tenant of its own: the default tenant's caches may belong to someone's gateway on this engine.
+  const ADMIN = `admin-${run}-0123456789abcdef`;
   let gw: TestGateway;
-  let existing: Set<string>;
+  let tenant: string;
+  let headers: Record<string, string>;
   beforeAll(async () => {
-    existing = new Set(((await docker.listVolumes()).Volumes ?? []).map((v) => v.Name));
-    gw = await startTestGateway({ env: { FAAS_DEPENDENCY_CACHES: 'npm,pip,cargo,go-mod,go-build' } });
+    gw = await startTestGateway({ env: { FAAS_ADMIN_KEY: ADMIN, FAAS_DEPENDENCY_CACHES: 'npm,pip,cargo,go-mod,go-build' } });
+    const admin = { authorization: `Bearer ${ADMIN}` };
+    tenant = (await api(gw.url, 'POST', '/api/v1/tenants', { name: `caches-${run}` }, admin)).body.id;
+    headers = { authorization: `Bearer ${(await api(gw.url, 'POST', `/api/v1/tenants/${tenant}/keys`, undefined, admin)).body.key}` };
   });
   afterAll(async () => {
     await gw?.close();
-    // The default tenant's caches outlive gateways by design; remove the ones this test made, never older ones.
-    const made = ((await docker.listVolumes()).Volumes ?? []).filter((v) => v.Name.startsWith('faas-cache-default-') && !existing.has(v.Name));
+    const made = ((await docker.listVolumes()).Volumes ?? []).filter((v) => tenant && v.Name.startsWith(`faas-cache-${tenant}-`));
     await Promise.all(made.map((v) => docker.getVolume(v.Name).remove().catch(() => undefined)));
   });
 
   it('GET /api/v1/caches lists the caches of the tenant with sizes; DELETE of an unknown one is a 404', async () => {
-    const res = await api(gw.url, 'GET', '/api/v1/caches');
+    const res = await api(gw.url, 'GET', '/api/v1/caches', undefined, headers);
     expect(res.status).toBe(200);
     expect(res.body.caches.map((c: { name: string }) => c.name)).toEqual(gw.gateway.platform.caches.config.caches.map((c) => c.name));
-    for (const c of res.body.caches) expect(c).toMatchObject({ owner: 'default', volume: `faas-cache-default-${c.name}` });
-    const missing = await api(gw.url, 'DELETE', '/api/v1/caches/nope');
+    for (const c of res.body.caches) expect(c).toMatchObject({ owner: tenant, volume: `faas-cache-${tenant}-${c.name}` });
+    const missing = await api(gw.url, 'DELETE', '/api/v1/caches/nope', undefined, headers);
     expect(missing.status).toBe(404);
     expect(missing.body.error).toBe('not_found');
   });
 
   it('executions of one tenant share /root/.npm through POST /api/v1/execute; DELETE purges it', async () => {
     const probe = `probe-${run}`;
-    const write = await api(gw.url, 'POST', '/api/v1/execute', { command: `echo shared > /root/.npm/${probe}` });
+    const write = await api(gw.url, 'POST', '/api/v1/execute', { command: `echo shared > /root/.npm/${probe}` }, headers);
     expect(write.body).toMatchObject({ exit_code: 0 });
-    const read = await api(gw.url, 'POST', '/api/v1/execute', { command: `cat /root/.npm/${probe}` });
+    const read = await api(gw.url, 'POST', '/api/v1/execute', { command: `cat /root/.npm/${probe}` }, headers);
     expect(read.body).toMatchObject({ exit_code: 0, stdout: 'shared\n' });
-    const purge = await api(gw.url, 'DELETE', '/api/v1/caches/npm');
+    const purge = await api(gw.url, 'DELETE', '/api/v1/caches/npm', undefined, headers);
     expect(purge.status).toBe(200);
     expect(['removed', 'emptied']).toContain(purge.body.method);
-    const after = await api(gw.url, 'POST', '/api/v1/execute', { command: `cat /root/.npm/${probe} 2>/dev/null || echo gone` });
+    const after = await api(gw.url, 'POST', '/api/v1/execute', { command: `cat /root/.npm/${probe} 2>/dev/null || echo gone` }, headers);
     expect(after.body.stdout).toBe('gone\n');
   });
 });
