@@ -111,6 +111,8 @@ export interface ProcessEvent {
 export interface ConnectOptions {
   /** How long to retry while the socket does not exist or refuses connections. Default 5000. */
   timeoutMs?: number;
+  /** Stops retrying (the attempt rejects with the signal's reason). */
+  signal?: AbortSignal;
 }
 
 type Pending<T> = { resolve: (v: T) => void; reject: (e: Error) => void };
@@ -261,6 +263,7 @@ export class AgentClient extends EventEmitter {
     const deadline = Date.now() + timeoutMs;
     let delay = 10;
     for (;;) {
+      opts?.signal?.throwIfAborted();
       let retryable: Error;
       try {
         const st = await fsp.lstat(socketPath);

@@ -14,6 +14,20 @@ import { engineError, isNotFound } from './engine-errors.js';
 import { type CapturedChanges, captureChanges } from './filesystem-diff.js';
 import { ImageIdMemo } from './image-ids.js';
 
+/** How often a starting sandbox is checked for having exited while its agent is awaited. */
+const EXIT_POLL_MS = 250;
+
+/** The text of a non-TTY container's log (frames of an 8-byte header — stream, 0, 0, 0, u32 length — then data). */
+function demuxedText(log: Buffer): string {
+  const parts: Buffer[] = [];
+  for (let at = 0; at + 8 <= log.length; ) {
+    const length = log.readUInt32BE(at + 4);
+    parts.push(log.subarray(at + 8, at + 8 + length));
+    at += 8 + length;
+  }
+  return Buffer.concat(parts).toString('utf8');
+}
+
 export interface DockerRuntimeOptions {
   socketPath: string;
   agentPath: string;
@@ -172,12 +186,17 @@ export class DockerRuntime implements Runtime {
   private async connect(id: string): Promise<void> {
     const socket = path.join(this.hostRunDir(id), path.basename(IN_SANDBOX.socket));
     let agent: AgentClient;
+    // A container whose agent could not start ends at once: say so then, not after the whole timeout.
+    const stop = new AbortController();
     try {
-      agent = await AgentClient.connect(socket, { timeoutMs: this.opts.agentTimeoutMs ?? 10_000 });
+      agent = await Promise.race([AgentClient.connect(socket, { timeoutMs: this.opts.agentTimeoutMs ?? 10_000, signal: stop.signal }), this.exitOf(id, stop.signal)]);
     } catch (err) {
+      if (err instanceof FaasError) throw err;
       const info = await this.inspect(id).catch(() => null);
       const state = info && !info.running ? ` (the container exited with code ${info.exitCode})` : '';
       throw new FaasError('internal_error', `the agent of sandbox ${id} did not answer on ${socket}${state}: ${errorMessage(err)}`);
+    } finally {
+      stop.abort();
     }
     const entry = this.entry(id);
     entry.agent = agent;
@@ -190,6 +209,23 @@ export class DockerRuntime implements Runtime {
       entry.agent = null;
       entry.events.emit('down', new Error(`the agent of sandbox ${id} went away`));
     });
+  }
+
+  /** Rejects, with the end of its output, once the sandbox's container is no longer running (until `signal`). */
+  private async exitOf(id: string, signal: AbortSignal): Promise<never> {
+    const container = this.docker.getContainer(containerName(id));
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, EXIT_POLL_MS));
+      if (signal.aborted) return new Promise<never>(() => undefined);
+      const info = await this.inspect(id).catch(() => null);
+      if (info === null || info.running) continue;
+      const logs = await container.logs({ stdout: true, stderr: true, tail: 20 }).catch(() => null);
+      const output = logs ? demuxedText(logs).trim() : '';
+      throw new FaasError(
+        'internal_error',
+        `sandbox ${id} stopped before its agent answered (exit code ${info.exitCode})${output ? `; its output: ${output.slice(-1000)}` : ''} — check that image ${info.image} can run the agent`,
+      );
+    }
   }
 
   private entry(id: string): LiveSandbox {
