@@ -709,7 +709,14 @@ export class BlobStore {
     };
     /** A chunk whose claim is in: rename its temp file into place, or drop it when the blob exists. */
     const settle = async ({ data, res }: HashedChunk, claim: Claim | 'wait'): Promise<void> => {
-      if (claim === 'wait') claim = await this.claim(res.id, KIND_DATA, pin);
+      if (claim === 'wait') {
+        try {
+          claim = await this.claim(res.id, KIND_DATA, pin);
+        } catch (err) {
+          if (res.tmp) fs.rmSync(res.tmp, { force: true });
+          throw err;
+        }
+      }
       if (claim === 'exists') {
         if (res.tmp) fs.rmSync(res.tmp, { force: true }); // another writer stored it meanwhile
         out.stored += this.row(res.id)!.stored_size;
@@ -742,7 +749,14 @@ export class BlobStore {
         }
         if (inflight.size > 0) await Promise.race(inflight);
         const batch = hashed.splice(0);
-        const claims = this.claimMany(batch.map((c) => c.res.id), KIND_DATA, pin, written);
+        let claims: Array<Claim | 'wait'>;
+        try {
+          claims = this.claimMany(batch.map((c) => c.res.id), KIND_DATA, pin, written);
+        } catch (err) {
+          // SQLite failed (a full disk fills the database too): the batch's temp files are removed below.
+          hashed.push(...batch);
+          throw err;
+        }
         written.length = 0;
         batch.forEach((c, i) => {
           out.entries[c.index]!.id = c.res.id;
