@@ -16,6 +16,7 @@ import {
   type CodecChoice,
   type StorageStats,
 } from '../../storage/index.js';
+import { subcommands } from '../client-options.js';
 import { CliError, type Command } from '../command.js';
 
 const COMMON = `  --data-dir D   data dir (env FAAS_DATA_DIR, default ./.faas)
@@ -25,11 +26,11 @@ const ENV = `Environment: FAAS_OBJECT_STORE_URL=s3://bucket[/prefix] enables the
 AWS_ENDPOINT_URL[_S3]; credentials and region the AWS way); FAAS_L1_MAX_BYTES caps L1 (e.g. 20GiB).`;
 
 const HELP: Record<string, string> = {
-  main: `Usage: faas storage <command> [options]
+  main: `Usage: faas storage <subcommand> [options]
 
 Content-addressed blob store (ids are SHA-256 hex of the content).
 
-Commands:
+Subcommands:
   put FILE        store FILE ('-' = stdin); prints the id last
   get ID          write the content to stdout (or -o FILE)
   stat ID         metadata of one blob
@@ -40,7 +41,7 @@ Commands:
   verify          re-hash every blob; exits 1 if anything is corrupt or missing
   replicate       upload pending blobs to L2 now and wait for the queue to drain
 
-Run \`faas storage <command> --help\` for its options.
+Run \`faas storage <subcommand> --help\` for its options.
 ${ENV}`,
   put: `Usage: faas storage put FILE [--codec C] [--no-chunk] [--ref OWNER] [--data-dir D]
 
@@ -173,195 +174,202 @@ async function writeStdout(stream: NodeJS.ReadableStream): Promise<void> {
   }
 }
 
+/** One storage subcommand: its options, checks, then the BlobStore call. */
+async function storageCommand(rest: string[], sub: string): Promise<number> {
+  const options = OPTIONS[sub]!;
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: rest,
+      options: { ...options, 'data-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+    });
+  } catch (err) {
+    throw new CliError(`${sub}: ${(err as Error).message}; run \`faas storage ${sub} --help\``);
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  if (values.help) {
+    console.log(HELP[sub]);
+    return 0;
+  }
+  const want = POSITIONALS[sub] ?? [];
+  if (parsed.positionals.length !== want.length) {
+    throw new CliError(
+      want.length === 0
+        ? `${sub} takes no arguments (got "${parsed.positionals.join(' ')}")`
+        : `${sub} needs ${want.join(' ')}; usage: ${HELP[sub]!.split('\n')[0]!.replace('Usage: ', '')}`,
+    );
+  }
+  const arg = parsed.positionals[0];
+  if ((sub === 'get' || sub === 'stat' || sub === 'rm') && !/^[0-9a-f]{64}$/.test(arg!)) {
+    throw new CliError(`"${arg}" is not a blob id: expected 64 lowercase hex characters (a SHA-256)`);
+  }
+  let codec: CodecChoice = 'auto';
+  if (sub === 'put' && values.codec !== undefined) {
+    if (!['auto', 'fast', 'zstd', 'lz4', 'none'].includes(values.codec as string)) {
+      throw new CliError(`--codec "${values.codec}": use auto, fast, zstd, lz4 or none`);
+    }
+    codec = values.codec as CodecChoice;
+  }
+  const grace = sub === 'gc' && typeof values.grace === 'string' ? parseDuration(values.grace, '--grace') : undefined;
+  const timeout = sub === 'replicate' && typeof values.timeout === 'string' ? parseDuration(values.timeout, '--timeout') : 600_000;
+  if (sub === 'put' && arg !== '-' && !fs.existsSync(arg!)) throw new CliError(`put: ${arg}: no such file`);
+
+  const dataDir = path.resolve((values['data-dir'] as string | undefined) ?? process.env.FAAS_DATA_DIR ?? './.faas');
+  let config;
+  try {
+    config = storageConfigFromEnv(process.env, dataDir);
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
+  if (sub !== 'put' && !fs.existsSync(path.join(dataDir, 'faas.db'))) {
+    throw new CliError(`no data dir at ${dataDir} (nothing stored yet?); pass --data-dir or set FAAS_DATA_DIR`, 1);
+  }
+  if (sub === 'replicate' && !config.s3) throw new CliError('replicate: no L2 configured; set FAAS_OBJECT_STORE_URL=s3://bucket[/prefix]');
+  const store = await BlobStore.open({
+    dataDir,
+    l1MaxBytes: config.l1MaxBytes,
+    s3: config.s3,
+    fsync: config.fsync,
+    logger: consoleLogger,
+    // Only `replicate` uploads; other commands leave the queue to the gateway (or the next `replicate`).
+    replication: { autoStart: sub === 'replicate' },
+  });
+  try {
+    switch (sub) {
+      case 'put': {
+        // Files up to 512 MiB are read whole: a buffer is split by a worker in parallel with compression.
+        // Larger files and stdin are streamed (memory stays bounded).
+        const input =
+          arg === '-'
+            ? process.stdin
+            : fs.statSync(arg!).size <= 512 * 1024 * 1024
+              ? fs.readFileSync(arg!)
+              : fs.createReadStream(arg!, { highWaterMark: 1024 * 1024 });
+        const ref = values.ref === undefined ? 'cli' : (values.ref as string);
+        const r = await store.put(input, { codec, chunked: values['no-chunk'] ? false : 'auto', ...(ref ? { ref } : {}) });
+        process.stderr.write(
+          `stored ${fmtBytes(r.size)} as ${r.chunks ? `${r.chunks} chunks` : r.codec}: ${fmtBytes(r.storedBytes)} stored, ` +
+            `${fmtBytes(r.newBytes)} new${r.deduplicated ? ' (already present)' : ''}\n`,
+        );
+        console.log(r.id);
+        return 0;
+      }
+      case 'get': {
+        let size = Infinity;
+        try {
+          size = (await store.stat(arg!)).size;
+        } catch (err) {
+          if (!(err instanceof BlobNotFoundError)) throw err; // not known locally: the stream path tries L2
+        }
+        if (size <= WHOLE_GET_MAX) {
+          // Verify everything before writing anything: a corrupt blob produces no output at all.
+          const data = await store.get(arg!);
+          if (typeof values.output === 'string') {
+            const tmp = `${values.output}.faas-tmp-${process.pid}`;
+            fs.writeFileSync(tmp, data);
+            fs.renameSync(tmp, values.output);
+          } else {
+            await writeStdout(Readable.from([data]));
+          }
+          return 0;
+        }
+        // Larger blobs stream: every chunk is verified before it is written, so output stops at the first bad one.
+        if (typeof values.output === 'string') {
+          const out = values.output;
+          const tmp = `${out}.faas-tmp-${process.pid}`;
+          try {
+            await pipeline(store.getStream(arg!), fs.createWriteStream(tmp));
+            fs.renameSync(tmp, out);
+          } catch (err) {
+            fs.rmSync(tmp, { force: true });
+            throw err;
+          }
+        } else {
+          await writeStdout(store.getStream(arg!));
+        }
+        return 0;
+      }
+      case 'stat': {
+        const st = await store.stat(arg!);
+        if (values.json) console.log(JSON.stringify(st, null, 2));
+        else {
+          console.log(`id          ${st.id}`);
+          console.log(`size        ${st.size} (${fmtBytes(st.size)})`);
+          console.log(`stored      ${st.storedBytes} (${fmtBytes(st.storedBytes)})`);
+          console.log(`kind        ${st.kind}${st.chunks ? ` (${st.chunks} chunks)` : ''}, codec ${st.codec}`);
+          console.log(`tiers       ${[st.inL1 ? 'L1' : '', st.inL2 ? 'L2' : ''].filter(Boolean).join(' + ') || 'none'}`);
+          console.log(`refs        ${st.refs.join(', ') || '(none)'}`);
+          console.log(`created     ${st.createdAt.toISOString()}`);
+        }
+        return 0;
+      }
+      case 'ls': {
+        const list = store.list({ all: !!values.all });
+        if (values.json) console.log(JSON.stringify(list));
+        else for (const e of list) console.log(`${e.id}  ${String(e.size).padStart(12)}  ${e.kind}`);
+        return 0;
+      }
+      case 'rm': {
+        store.removeRef('cli', arg!);
+        const removed = await store.delete(arg!, { force: !!values.force });
+        console.log(removed ? `deleted ${arg}` : `${arg} was not stored`);
+        return removed ? 0 : 1;
+      }
+      case 'stats': {
+        const s = store.stats();
+        if (values.json) console.log(JSON.stringify(s, null, 2));
+        else printStats(s);
+        return 0;
+      }
+      case 'gc': {
+        const r = await store.gc({ graceMs: grace, dryRun: !!values['dry-run'] });
+        if (values.json) console.log(JSON.stringify(r));
+        else
+          console.log(
+            `${values['dry-run'] ? 'would remove' : 'removed'} ${r.removed} blobs (${fmtBytes(r.removedBytes)}), kept ${r.kept}` +
+              (r.orphanFiles ? `, ${r.orphanFiles} orphan files` : '') +
+              (r.staleClaims ? `, ${r.staleClaims} stale claims` : ''),
+          );
+        return 0;
+      }
+      case 'verify': {
+        if (values.l2 && !store.s3) throw new CliError('verify --l2: no L2 configured; set FAAS_OBJECT_STORE_URL=s3://bucket[/prefix]');
+        const r = await store.verify({ repair: !!values.repair, l2: !!values.l2 });
+        if (values.json) console.log(JSON.stringify(r, null, 2));
+        else {
+          for (const p of r.problems) console.log(`${p.problem.toUpperCase()} ${p.id}: ${p.detail}${p.repaired ? ` (${p.repaired})` : ''}`);
+          console.log(`checked ${r.checked} blobs (${fmtBytes(r.bytes)}): ${r.ok} ok, ${r.problems.length} with problems`);
+        }
+        return r.problems.length > 0 ? 1 : 0;
+      }
+      case 'replicate': {
+        const before = store.stats().pending_replication;
+        await store.flushReplication(timeout);
+        console.log(`replicated ${before} pending item(s) to ${store.s3!.where}`);
+        return 0;
+      }
+    }
+    return 2;
+  } catch (err) {
+    if (err instanceof Error && /did not drain/.test(err.message)) throw new CliError(err.message, 1);
+    return storageErrorToCli(err);
+  } finally {
+    await store.close();
+  }
+}
+
 export const command: Command = {
   summary: 'blob store: put, get, stats, gc, verify on a data dir',
-  async run(args) {
-    const [sub, ...rest] = args;
-    if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
-      console.log(HELP.main);
-      return sub === undefined ? 2 : 0;
-    }
-    const options = OPTIONS[sub];
-    if (!options) throw new CliError(`unknown storage command "${sub}"; run \`faas storage --help\``);
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: rest,
-        options: { ...options, 'data-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-        allowPositionals: true,
-      });
-    } catch (err) {
-      throw new CliError(`${sub}: ${(err as Error).message}; run \`faas storage ${sub} --help\``);
-    }
-    const values = parsed.values as Record<string, string | boolean | undefined>;
-    if (values.help) {
-      console.log(HELP[sub]);
-      return 0;
-    }
-    const want = POSITIONALS[sub] ?? [];
-    if (parsed.positionals.length !== want.length) {
-      throw new CliError(
-        want.length === 0
-          ? `${sub} takes no arguments (got "${parsed.positionals.join(' ')}")`
-          : `${sub} needs ${want.join(' ')}; usage: ${HELP[sub]!.split('\n')[0]!.replace('Usage: ', '')}`,
-      );
-    }
-    const arg = parsed.positionals[0];
-    if ((sub === 'get' || sub === 'stat' || sub === 'rm') && !/^[0-9a-f]{64}$/.test(arg!)) {
-      throw new CliError(`"${arg}" is not a blob id: expected 64 lowercase hex characters (a SHA-256)`);
-    }
-    let codec: CodecChoice = 'auto';
-    if (sub === 'put' && values.codec !== undefined) {
-      if (!['auto', 'fast', 'zstd', 'lz4', 'none'].includes(values.codec as string)) {
-        throw new CliError(`--codec "${values.codec}": use auto, fast, zstd, lz4 or none`);
-      }
-      codec = values.codec as CodecChoice;
-    }
-    const grace = sub === 'gc' && typeof values.grace === 'string' ? parseDuration(values.grace, '--grace') : undefined;
-    const timeout = sub === 'replicate' && typeof values.timeout === 'string' ? parseDuration(values.timeout, '--timeout') : 600_000;
-    if (sub === 'put' && arg !== '-' && !fs.existsSync(arg!)) throw new CliError(`put: ${arg}: no such file`);
-
-    const dataDir = path.resolve((values['data-dir'] as string | undefined) ?? process.env.FAAS_DATA_DIR ?? './.faas');
-    let config;
-    try {
-      config = storageConfigFromEnv(process.env, dataDir);
-    } catch (err) {
-      throw new CliError((err as Error).message);
-    }
-    if (sub !== 'put' && !fs.existsSync(path.join(dataDir, 'faas.db'))) {
-      throw new CliError(`no data dir at ${dataDir} (nothing stored yet?); pass --data-dir or set FAAS_DATA_DIR`, 1);
-    }
-    if (sub === 'replicate' && !config.s3) throw new CliError('replicate: no L2 configured; set FAAS_OBJECT_STORE_URL=s3://bucket[/prefix]');
-    const store = await BlobStore.open({
-      dataDir,
-      l1MaxBytes: config.l1MaxBytes,
-      s3: config.s3,
-      fsync: config.fsync,
-      logger: consoleLogger,
-      // Only `replicate` uploads; other commands leave the queue to the gateway (or the next `replicate`).
-      replication: { autoStart: sub === 'replicate' },
-    });
-    try {
-      switch (sub) {
-        case 'put': {
-          // Files up to 512 MiB are read whole: a buffer is split by a worker in parallel with compression.
-          // Larger files and stdin are streamed (memory stays bounded).
-          const input =
-            arg === '-'
-              ? process.stdin
-              : fs.statSync(arg!).size <= 512 * 1024 * 1024
-                ? fs.readFileSync(arg!)
-                : fs.createReadStream(arg!, { highWaterMark: 1024 * 1024 });
-          const ref = values.ref === undefined ? 'cli' : (values.ref as string);
-          const r = await store.put(input, { codec, chunked: values['no-chunk'] ? false : 'auto', ...(ref ? { ref } : {}) });
-          process.stderr.write(
-            `stored ${fmtBytes(r.size)} as ${r.chunks ? `${r.chunks} chunks` : r.codec}: ${fmtBytes(r.storedBytes)} stored, ` +
-              `${fmtBytes(r.newBytes)} new${r.deduplicated ? ' (already present)' : ''}\n`,
-          );
-          console.log(r.id);
-          return 0;
-        }
-        case 'get': {
-          let size = Infinity;
-          try {
-            size = (await store.stat(arg!)).size;
-          } catch (err) {
-            if (!(err instanceof BlobNotFoundError)) throw err; // not known locally: the stream path tries L2
-          }
-          if (size <= WHOLE_GET_MAX) {
-            // Verify everything before writing anything: a corrupt blob produces no output at all.
-            const data = await store.get(arg!);
-            if (typeof values.output === 'string') {
-              const tmp = `${values.output}.faas-tmp-${process.pid}`;
-              fs.writeFileSync(tmp, data);
-              fs.renameSync(tmp, values.output);
-            } else {
-              await writeStdout(Readable.from([data]));
-            }
-            return 0;
-          }
-          // Larger blobs stream: every chunk is verified before it is written, so output stops at the first bad one.
-          if (typeof values.output === 'string') {
-            const out = values.output;
-            const tmp = `${out}.faas-tmp-${process.pid}`;
-            try {
-              await pipeline(store.getStream(arg!), fs.createWriteStream(tmp));
-              fs.renameSync(tmp, out);
-            } catch (err) {
-              fs.rmSync(tmp, { force: true });
-              throw err;
-            }
-          } else {
-            await writeStdout(store.getStream(arg!));
-          }
-          return 0;
-        }
-        case 'stat': {
-          const st = await store.stat(arg!);
-          if (values.json) console.log(JSON.stringify(st, null, 2));
-          else {
-            console.log(`id          ${st.id}`);
-            console.log(`size        ${st.size} (${fmtBytes(st.size)})`);
-            console.log(`stored      ${st.storedBytes} (${fmtBytes(st.storedBytes)})`);
-            console.log(`kind        ${st.kind}${st.chunks ? ` (${st.chunks} chunks)` : ''}, codec ${st.codec}`);
-            console.log(`tiers       ${[st.inL1 ? 'L1' : '', st.inL2 ? 'L2' : ''].filter(Boolean).join(' + ') || 'none'}`);
-            console.log(`refs        ${st.refs.join(', ') || '(none)'}`);
-            console.log(`created     ${st.createdAt.toISOString()}`);
-          }
-          return 0;
-        }
-        case 'ls': {
-          const list = store.list({ all: !!values.all });
-          if (values.json) console.log(JSON.stringify(list));
-          else for (const e of list) console.log(`${e.id}  ${String(e.size).padStart(12)}  ${e.kind}`);
-          return 0;
-        }
-        case 'rm': {
-          store.removeRef('cli', arg!);
-          const removed = await store.delete(arg!, { force: !!values.force });
-          console.log(removed ? `deleted ${arg}` : `${arg} was not stored`);
-          return removed ? 0 : 1;
-        }
-        case 'stats': {
-          const s = store.stats();
-          if (values.json) console.log(JSON.stringify(s, null, 2));
-          else printStats(s);
-          return 0;
-        }
-        case 'gc': {
-          const r = await store.gc({ graceMs: grace, dryRun: !!values['dry-run'] });
-          if (values.json) console.log(JSON.stringify(r));
-          else
-            console.log(
-              `${values['dry-run'] ? 'would remove' : 'removed'} ${r.removed} blobs (${fmtBytes(r.removedBytes)}), kept ${r.kept}` +
-                (r.orphanFiles ? `, ${r.orphanFiles} orphan files` : '') +
-                (r.staleClaims ? `, ${r.staleClaims} stale claims` : ''),
-            );
-          return 0;
-        }
-        case 'verify': {
-          if (values.l2 && !store.s3) throw new CliError('verify --l2: no L2 configured; set FAAS_OBJECT_STORE_URL=s3://bucket[/prefix]');
-          const r = await store.verify({ repair: !!values.repair, l2: !!values.l2 });
-          if (values.json) console.log(JSON.stringify(r, null, 2));
-          else {
-            for (const p of r.problems) console.log(`${p.problem.toUpperCase()} ${p.id}: ${p.detail}${p.repaired ? ` (${p.repaired})` : ''}`);
-            console.log(`checked ${r.checked} blobs (${fmtBytes(r.bytes)}): ${r.ok} ok, ${r.problems.length} with problems`);
-          }
-          return r.problems.length > 0 ? 1 : 0;
-        }
-        case 'replicate': {
-          const before = store.stats().pending_replication;
-          await store.flushReplication(timeout);
-          console.log(`replicated ${before} pending item(s) to ${store.s3!.where}`);
-          return 0;
-        }
-      }
-      return 2;
-    } catch (err) {
-      if (err instanceof Error && /did not drain/.test(err.message)) throw new CliError(err.message, 1);
-      return storageErrorToCli(err);
-    } finally {
-      await store.close();
-    }
-  },
+  run: subcommands('storage', HELP.main!, {
+    put: storageCommand,
+    get: storageCommand,
+    stat: storageCommand,
+    ls: storageCommand,
+    rm: storageCommand,
+    stats: storageCommand,
+    gc: storageCommand,
+    verify: storageCommand,
+    replicate: storageCommand,
+  }),
 };
