@@ -20,8 +20,10 @@ export interface GatewayConfig {
   heartbeatMs: number;
   /** How often idle persistent sandboxes are looked for. */
   idleCheckMs: number;
-  /** Unsent bytes a WebSocket client may fall behind by before it is disconnected. */
+  /** Unsent bytes a WebSocket client may fall behind by before it is disconnected, however it reads. */
   wsMaxBufferedBytes: number;
+  /** How long data may wait for a WebSocket client that accepts none of it before it is disconnected. */
+  wsStallMs: number;
   /** Docker Engine socket. */
   dockerSocket: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -90,6 +92,7 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     heartbeatMs: intFrom('--heartbeat-ms / FAAS_HEARTBEAT_MS', input.heartbeatMs ?? env.FAAS_HEARTBEAT_MS, 15_000, 100, 3_600_000),
     idleCheckMs: intFrom('FAAS_IDLE_CHECK_MS', env.FAAS_IDLE_CHECK_MS, 5_000, 100, 3_600_000),
     wsMaxBufferedBytes: intFrom('FAAS_WS_MAX_BUFFERED_BYTES', env.FAAS_WS_MAX_BUFFERED_BYTES, 16 * 1024 * 1024, 64 * 1024, 1024 ** 3),
+    wsStallMs: intFrom('FAAS_WS_STALL_MS', env.FAAS_WS_STALL_MS, 5_000, 100, 600_000),
     dockerSocket: env.FAAS_DOCKER_SOCKET ?? (env.DOCKER_HOST?.startsWith('unix://') ? env.DOCKER_HOST.slice(7) : '/var/run/docker.sock'),
     logLevel,
     auth: {

@@ -2,9 +2,11 @@
  * GET /api/v1/containers/:id/stream: the WebSocket protocol. Every client sees every event of the sandbox; the
  * commands it sends are parsed here and carried out by the sandbox service.
  *
- * Slow clients: each client's unsent bytes are bounded (FAAS_WS_MAX_BUFFERED_BYTES, 16 MiB by default). A client
- * that stays past the bound for 2 s, or gets 4 times past it, is disconnected with close code 1013 and a reason
- * saying so; others are never held up and the gateway's memory never grows without bound.
+ * Slow clients (ClientOutbox below): the gateway never waits for a client, so each client's events go through an
+ * outbox. A client that stops reading is disconnected once data has waited for it for FAAS_WS_STALL_MS without the
+ * socket taking any of it; a client that reads, however slowly, stays until it falls more than
+ * FAAS_WS_MAX_BUFFERED_BYTES behind (the bound on what the gateway holds for one client). Both are closed with code
+ * 1013 and a reason saying which; the client reconnects with `?since=` to get what it missed from the history.
  */
 import type { FastifyInstance } from 'fastify';
 import { type StreamCommand, type StreamEvent, StreamCommand as StreamCommandSchema } from '@faas/protocol';
@@ -24,9 +26,133 @@ const StreamQuery = z.object({
   since: z.coerce.number().int().min(0).optional(),
   api_key: z.string().optional(),
 });
-/** How long a client may stay past the bound, and how far past it it may ever get. */
-const SLOW_GRACE_MS = 2000;
-const SLOW_HARD_FACTOR = 4;
+/**
+ * What the outbox hands to the socket at once. `ws` counts in `bufferedAmount` only what the kernel has not taken
+ * yet; past this the events wait in the outbox, where a disconnect can drop them (what is handed over can only be
+ * sent, and the close frame goes after it).
+ */
+const SOCKET_HIGH_WATER = 1024 * 1024;
+
+/** What ClientOutbox needs of a socket: `ws`'s WebSocket. */
+export interface OutboxSocket {
+  /** Bytes handed to the socket that the kernel has not taken yet. */
+  readonly bufferedAmount: number;
+  /** `cb` runs once the kernel has taken the message (or with an error once the socket is gone). */
+  send(data: string, cb: (err?: Error) => void): void;
+}
+
+export interface SlowClientLimits {
+  /** Unsent bytes (outbox and socket) beyond which a client is disconnected however it reads. */
+  maxBufferedBytes: number;
+  /** How long data may wait for a client without the socket taking any of it. */
+  stallMs: number;
+}
+
+/**
+ * The events on their way to one client, and the slow-client policy.
+ *
+ * Progress is what the kernel takes from the socket, seen through the send callbacks: `bufferedAmount` alone
+ * cannot tell a client that stopped reading from one that reads slowly, and it misses what the kernel buffers
+ * hold (megabytes on loopback), so a byte bound alone either cuts readers under load or lets a paused client
+ * stay. Here a client is cut when data has waited `stallMs` with nothing taken (stalled), or when more than
+ * `maxBufferedBytes` wait (too far behind, to bound memory). The stall is looked at on a timer, not only when an
+ * event is sent, so a client that stops reading near the end of the output is cut too.
+ */
+export class ClientOutbox {
+  private queue: string[] = [];
+  private head = 0;
+  private queuedBytes = 0;
+  /** Messages handed to the socket whose callback has not run yet. */
+  private inFlight = 0;
+  /** When the socket last took a message, or when a message started waiting while none did. */
+  private progressAt = 0;
+  private stallTimer: NodeJS.Timeout | undefined;
+  /** A stall is being confirmed (see checkStall). */
+  private judging = false;
+  private done = false;
+  private readonly highWater: number;
+
+  constructor(
+    private readonly socket: OutboxSocket,
+    private readonly limits: SlowClientLimits,
+    /** Called once, with a close reason (at most 123 bytes), when the client is too slow. */
+    private readonly onSlow: (reason: string) => void,
+  ) {
+    this.highWater = Math.min(SOCKET_HIGH_WATER, limits.maxBufferedBytes);
+  }
+
+  push(data: string): void {
+    if (this.done) return;
+    if (this.head === this.queue.length && this.socket.bufferedAmount < this.highWater) {
+      this.write(data);
+      return;
+    }
+    this.queue.push(data);
+    this.queuedBytes += data.length;
+    if (this.queuedBytes + this.socket.bufferedAmount > this.limits.maxBufferedBytes) {
+      this.fail(`fell more than ${this.limits.maxBufferedBytes} bytes behind; reconnect with ?since=<last seq>`);
+    }
+  }
+
+  /** Stops the timer and drops what waits (the socket closed, or the client was cut). */
+  dispose(): void {
+    this.done = true;
+    clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
+    this.queue = [];
+    this.head = 0;
+    this.queuedBytes = 0;
+  }
+
+  private write(data: string): void {
+    if (this.inFlight++ === 0) this.progressAt = Date.now();
+    this.socket.send(data, this.onWritten);
+    if (this.stallTimer === undefined && !this.judging) this.stallTimer = setTimeout(this.checkStall, this.limits.stallMs);
+  }
+
+  private readonly onWritten = (): void => {
+    this.inFlight--;
+    if (this.done) return;
+    this.progressAt = Date.now();
+    while (this.head < this.queue.length && this.socket.bufferedAmount < this.highWater) {
+      const data = this.queue[this.head]!;
+      this.queue[this.head++] = '';
+      this.queuedBytes -= data.length;
+      this.write(data);
+    }
+    if (this.head === this.queue.length && this.head > 0) {
+      this.queue = [];
+      this.head = 0;
+    }
+  };
+
+  private readonly checkStall = (): void => {
+    this.stallTimer = undefined;
+    if (this.done || this.inFlight === 0) return;
+    if (!this.stalled()) return;
+    // Timers run before I/O in a loop turn: after a busy spell, what the kernel took meanwhile is reported in this
+    // turn's poll phase. Judge after it, so a gateway short of CPU does not blame its clients.
+    this.judging = true;
+    setImmediate(() => {
+      this.judging = false;
+      if (this.done || this.inFlight === 0) return;
+      if (this.stalled()) this.fail(`stopped reading (no data accepted for ${this.limits.stallMs} ms); reconnect with ?since=<last seq>`);
+    });
+  };
+
+  /** True when nothing was taken for stallMs; otherwise arms the timer for when that would be. */
+  private stalled(): boolean {
+    const waited = Date.now() - this.progressAt;
+    if (waited >= this.limits.stallMs) return true;
+    this.stallTimer = setTimeout(this.checkStall, this.limits.stallMs - waited);
+    return false;
+  }
+
+  private fail(reason: string): void {
+    this.dispose();
+    this.onSlow(reason);
+  }
+}
 
 export function streamRoutes(app: FastifyInstance, platform: Platform): void {
   const { sandboxes, config, metrics } = platform;
@@ -46,20 +172,14 @@ export function streamRoutes(app: FastifyInstance, platform: Platform): void {
       metrics.streamClients.inc();
       let closed = false;
 
-      let behindSince = 0;
+      const outbox = new ClientOutbox(socket, { maxBufferedBytes: config.wsMaxBufferedBytes, stallMs: config.wsStallMs }, (reason) => {
+        closed = true;
+        // The close frame follows only what the socket already holds (at most ~1 MiB): the outbox was dropped.
+        socket.close(CLOSE_TOO_SLOW, reason);
+      });
       const send = (event: StreamEvent) => {
         if (closed || socket.readyState !== socket.OPEN) return;
-        const behind = socket.bufferedAmount;
-        const now = Date.now();
-        if (behind <= config.wsMaxBufferedBytes) behindSince = 0;
-        else if (behindSince === 0) behindSince = now;
-        // A burst may pass the bound for a moment; staying past it, or passing it far, is a client that cannot keep up.
-        if (behind > SLOW_HARD_FACTOR * config.wsMaxBufferedBytes || (behindSince !== 0 && now - behindSince > SLOW_GRACE_MS)) {
-          closed = true;
-          socket.close(CLOSE_TOO_SLOW, `client fell more than ${config.wsMaxBufferedBytes} bytes behind; reconnect`);
-          return;
-        }
-        socket.send(JSON.stringify(event));
+        outbox.push(JSON.stringify(event));
       };
       const fail = (err: unknown, execId?: string) =>
         send({
@@ -132,6 +252,7 @@ export function streamRoutes(app: FastifyInstance, platform: Platform): void {
 
       socket.on('close', () => {
         closed = true;
+        outbox.dispose();
         clearInterval(heartbeat);
         unwatch();
         unClosed();

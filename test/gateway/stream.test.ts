@@ -1,12 +1,19 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { ClientOutbox, type OutboxSocket } from '../../src/gateway/stream.js';
 import { api, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { TestStream } from '../helpers/ws.js';
 
 let gw: TestGateway;
 let id: string;
 
+/** A client that stops reading is cut after 1 s; the byte bound is above any output of these tests (see below). */
+const STALL_MS = 1000;
+
 beforeAll(async () => {
-  gw = await startTestGateway({ heartbeatMs: 300, env: { FAAS_WS_MAX_BUFFERED_BYTES: String(8 * 1024 * 1024) } });
+  gw = await startTestGateway({
+    heartbeatMs: 300,
+    env: { FAAS_WS_STALL_MS: String(STALL_MS), FAAS_WS_MAX_BUFFERED_BYTES: String(256 * 1024 * 1024) },
+  });
   id = (await api(gw.url, 'POST', '/api/v1/containers', {})).body.id;
 });
 afterAll(async () => {
@@ -14,6 +21,37 @@ afterAll(async () => {
 });
 
 const isExit = (execId: string) => (e: { type: string; exec_id?: string }) => e.type === 'exit' && e.exec_id === execId;
+
+/** The client's TCP socket: pausing it stops reading, so what the gateway sends piles up in kernel buffers, then in the gateway. */
+const tcpOf = (s: TestStream) => (s.ws as unknown as { _socket: { pause(): void; resume(): void; localPort: number } })._socket;
+
+/** The gateway's end of a client's connection. */
+function serverEnd(g: TestGateway, client: TestStream): { readyState: number } | undefined {
+  const port = tcpOf(client).localPort;
+  return [...g.gateway.app.websocketServer.clients].find((c) => (c as unknown as { _socket?: { remotePort?: number } })._socket?.remotePort === port);
+}
+
+async function until(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * A paused client is cut by the gateway (its end turns CLOSING) while the client cannot see it; once it reads
+ * again, the close frame comes after at most what the socket and kernel held.
+ */
+async function expectCut(g: TestGateway, client: TestStream, reason: RegExp): Promise<void> {
+  await until('the gateway closes the paused client', () => serverEnd(g, client)?.readyState !== 1 /* OPEN */, 20_000);
+  tcpOf(client).resume();
+  await until('the client sees the close', () => client.closed !== null, 10_000);
+  expect(client.closed?.code).toBe(1013);
+  expect(client.closed?.reason).toMatch(reason);
+}
+
+const bytesOf = (s: TestStream, execId: string) => s.of('stdout', execId).reduce((n, e) => n + e.data.length, 0);
 
 describe('WebSocket stream', () => {
   it('exec streams ordered stdout then exit', async () => {
@@ -163,15 +201,60 @@ describe('WebSocket stream', () => {
   it('disconnects a client that stops reading, without holding up the others', async () => {
     const slow = await TestStream.open(gw.url, id);
     const fast = await TestStream.open(gw.url, id);
-    // Stop reading from the slow client's socket so the server's unsent bytes pile up.
-    (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    tcpOf(slow).pause();
+    // 60 MB is more than the kernel's buffers of one loopback connection hold (tcp_wmem + tcp_rmem maxima), so
+    // data waits in the gateway for the paused client and nothing of it is accepted.
     fast.send({ type: 'exec', command: 'head -c 60000000 /dev/zero | tr "\\0" x', exec_id: 'flood' });
-    await fast.waitFor(isExit('flood'), 30_000);
-    expect(fast.of('stdout', 'flood').reduce((n, e) => n + e.data.length, 0)).toBe(60_000_000);
-    (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
-    await new Promise((r) => setTimeout(r, 500));
-    expect(slow.closed?.code).toBe(1013);
+    await fast.waitFor(isExit('flood'), 60_000);
+    expect(bytesOf(fast, 'flood')).toBe(60_000_000);
+    expect(fast.closed).toBeNull();
+    await expectCut(gw, slow, /^stopped reading \(no data accepted for 1000 ms\)/);
     fast.close();
+  });
+
+  it('keeps a client that reads slowly, however far behind it is', async () => {
+    const reader = await TestStream.open(gw.url, id);
+    const tcp = tcpOf(reader) as ReturnType<typeof tcpOf> & NodeJS.ReadableStream;
+    // Reads 2 MiB every 250 ms (8 MB/s): megabytes wait for it in the gateway for seconds, longer than the stall
+    // limit, yet the socket always takes some.
+    let budget = 0;
+    const meter = (chunk: Buffer) => {
+      budget -= chunk.length;
+      if (budget <= 0) tcp.pause();
+    };
+    tcp.pause();
+    tcp.on('data', meter);
+    const throttle = setInterval(() => {
+      budget = 2 * 1024 * 1024;
+      tcp.resume();
+    }, 250);
+    const started = Date.now();
+    try {
+      reader.send({ type: 'exec', command: 'head -c 20000000 /dev/zero | tr "\\0" y', exec_id: 'trickle' });
+      await reader.waitFor(isExit('trickle'), 60_000);
+    } finally {
+      clearInterval(throttle);
+      tcp.off('data', meter);
+      tcp.resume();
+    }
+    expect(Date.now() - started).toBeGreaterThan(2 * STALL_MS);
+    expect(bytesOf(reader, 'trickle')).toBe(20_000_000);
+    expect(reader.closed).toBeNull();
+    reader.close();
+  });
+
+  it('disconnects a client that falls more than FAAS_WS_MAX_BUFFERED_BYTES behind, before any stall', async () => {
+    const other = await startTestGateway({ env: { FAAS_WS_MAX_BUFFERED_BYTES: String(1024 * 1024), FAAS_WS_STALL_MS: '600000' } });
+    try {
+      const box = (await api(other.url, 'POST', '/api/v1/containers', {})).body.id;
+      const s = await TestStream.open(other.url, box);
+      tcpOf(s).pause();
+      // A paused client still sends: it runs the flood it will not read.
+      s.send({ type: 'exec', command: 'head -c 60000000 /dev/zero | tr "\\0" z', exec_id: 'behind' });
+      await expectCut(other, s, /^fell more than 1048576 bytes behind/);
+    } finally {
+      await other.close();
+    }
   });
 
   it('stop command stops the sandbox', async () => {
@@ -183,4 +266,116 @@ describe('WebSocket stream', () => {
     s.close();
     await api(gw.url, 'DELETE', `/api/v1/containers/${other}`);
   });
+});
+
+/** The policy itself, on a socket whose kernel takes messages only when told to. */
+describe('ClientOutbox (slow-client policy)', () => {
+  class FakeSocket implements OutboxSocket {
+    bufferedAmount = 0;
+    readonly accepted: string[] = [];
+    private readonly waiting: Array<{ data: string; cb: (err?: Error) => void }> = [];
+    send(data: string, cb: (err?: Error) => void): void {
+      this.bufferedAmount += data.length;
+      this.waiting.push({ data, cb });
+    }
+    /** The kernel takes the next `n` messages. */
+    take(n: number): void {
+      for (const { data, cb } of this.waiting.splice(0, n)) {
+        this.bufferedAmount -= data.length;
+        this.accepted.push(data);
+        cb();
+      }
+    }
+  }
+  const KiB64 = 'x'.repeat(64 * 1024);
+
+  function setup(limits = { maxBufferedBytes: 8 * 1024 * 1024, stallMs: 1000 }) {
+    const socket = new FakeSocket();
+    const cut: string[] = [];
+    const outbox = new ClientOutbox(socket, limits, (reason) => cut.push(reason));
+    return { socket, cut, outbox };
+  }
+
+  const withFakeTimers = (body: () => void) => () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'clearImmediate', 'Date'] });
+    try {
+      body();
+    } finally {
+      vi.useRealTimers();
+    }
+  };
+
+  it(
+    'cuts a client that accepts nothing for stallMs, even when nothing more is sent',
+    withFakeTimers(() => {
+      const { socket, cut, outbox } = setup();
+      outbox.push('a');
+      socket.take(1);
+      vi.advanceTimersByTime(5000);
+      expect(cut).toEqual([]); // nothing waits: idle, not stalled
+      outbox.push('b');
+      vi.advanceTimersByTime(999);
+      expect(cut).toEqual([]);
+      vi.advanceTimersByTime(2); // the timer at 1000 ms, then the verdict after that loop turn's I/O (setImmediate)
+      expect(cut).toEqual(['stopped reading (no data accepted for 1000 ms); reconnect with ?since=<last seq>']);
+      expect(Buffer.byteLength(cut[0]!)).toBeLessThanOrEqual(123);
+      outbox.push('c');
+      socket.take(10);
+      expect(socket.accepted).toEqual(['a', 'b']);
+    }),
+  );
+
+  it(
+    'does not blame a client for a gateway that was busy: writes reported in the same loop turn count',
+    withFakeTimers(() => {
+      const { socket, cut, outbox } = setup();
+      outbox.push('a');
+      outbox.push('b');
+      vi.advanceTimersByTime(1000); // the stall timer fires; the verdict waits for this turn's I/O
+      socket.take(1); // ... which reports that the kernel took a message meanwhile
+      vi.advanceTimersByTime(1);
+      expect(cut).toEqual([]);
+      vi.advanceTimersByTime(1001);
+      expect(cut).toHaveLength(1); // and 'b' then waits 1000 ms more with nothing taken
+    }),
+  );
+
+  it(
+    'keeps a client that accepts a little now and then, and delivers everything in order',
+    withFakeTimers(() => {
+      const { socket, cut, outbox } = setup();
+      const sent: string[] = [];
+      for (let i = 0; i < 100; i++) {
+        const data = `${i}:${KiB64}`;
+        sent.push(data);
+        outbox.push(data);
+      }
+      expect(socket.bufferedAmount).toBeLessThanOrEqual(1024 * 1024 + KiB64.length + 8); // the rest waits in the outbox
+      while (socket.accepted.length < sent.length) {
+        vi.advanceTimersByTime(900);
+        socket.take(1);
+      }
+      vi.advanceTimersByTime(5000);
+      expect(cut).toEqual([]);
+      expect(socket.accepted).toEqual(sent);
+    }),
+  );
+
+  it(
+    'cuts a client with more than maxBufferedBytes waiting, without waiting for a stall',
+    withFakeTimers(() => {
+      const { socket, cut, outbox } = setup({ maxBufferedBytes: 4 * 1024 * 1024, stallMs: 60_000 });
+      for (let i = 0; i < 64; i++) outbox.push(KiB64);
+      expect(cut).toEqual([]);
+      for (let i = 0; i < 64; i++) {
+        socket.take(1);
+        outbox.push(KiB64);
+      }
+      expect(cut).toEqual([]); // it reads: as much goes out as comes in
+      outbox.push(KiB64);
+      expect(cut).toEqual(['fell more than 4194304 bytes behind; reconnect with ?since=<last seq>']);
+      vi.advanceTimersByTime(120_000);
+      expect(cut).toHaveLength(1);
+    }),
+  );
 });
