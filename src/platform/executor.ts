@@ -12,7 +12,7 @@ import { type ProcessOutcome, runProcess } from './run-process.js';
 import { type SandboxService, type VolumesFor, shellArgv } from './sandboxes.js';
 import { QuotaGuard } from './quotas.js';
 import type { PlatformStore } from './store.js';
-import type { PoolShape, WarmPools } from './warm-pool.js';
+import { type PoolShape, type WarmPools, limitsOf } from './warm-pool.js';
 import type { QuietTime } from './quiet-time.js';
 import { type CachedOutcome, ResultCache, cacheKey } from './result-cache.js';
 import type { SnapshotRecord, SnapshotService } from './snapshots.js';
@@ -252,7 +252,7 @@ export class Executor {
         image: shape.image,
         env: req.env ?? {},
         workingDir: shape.workingDir,
-        limits: { memoryMb: shape.memoryMb, cpuCores: shape.cpuCores, pidsLimit: shape.pidsLimit, network: shape.network, readOnly: shape.readOnly },
+        limits: limitsOf(shape),
         labels: { 'faas.kind': 'ephemeral', 'faas.execution': id, 'faas.tenant': tenant },
         volumes: await this.volumesFor(tenant),
       });

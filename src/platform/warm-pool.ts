@@ -6,12 +6,13 @@
 import os from 'node:os';
 import type { NetworkMode } from '@faas/protocol';
 import { FaasError, errorMessage } from '../errors.js';
-import type { Runtime } from '../runtimes/runtime.js';
+import type { Runtime, SandboxLimits } from '../runtimes/runtime.js';
 import { resolveImageFor } from './image-access.js';
 import { newId } from './ids.js';
 import type { VolumesFor } from './sandboxes.js';
 import type { PlatformMetrics } from './metrics.js';
 import type { QuietTime } from './quiet-time.js';
+import { collectGarbage } from './heap-tidy.js';
 
 export interface PoolShape {
   /** Pools are per tenant: a pooled sandbox carries its tenant's dependency-cache volumes. */
@@ -78,6 +79,11 @@ interface Pool {
 
 /** Misses closer together than this count as load. */
 const GROW_WINDOW_MS = 10_000;
+
+/** The runtime limits of a sandbox of this shape (pooled or made for one execution). */
+export function limitsOf(shape: PoolShape): SandboxLimits {
+  return { memoryMb: shape.memoryMb, cpuCores: shape.cpuCores, pidsLimit: shape.pidsLimit, network: shape.network, readOnly: shape.readOnly };
+}
 
 export function poolKey(shape: PoolShape): string {
   return JSON.stringify([shape.tenant, shape.image, shape.workingDir, shape.memoryMb ?? null, shape.cpuCores ?? null, shape.pidsLimit ?? null, shape.network, shape.readOnly === true]);
@@ -150,6 +156,8 @@ export class WarmPools {
         timer = setTimeout(resolve, waitMs);
       });
       clearTimeout(timer);
+      // The burst that usually follows should not meet a major garbage collection (see heap-tidy.ts).
+      collectGarbage();
     }
     return this.info(pool);
   }
@@ -245,13 +253,7 @@ export class WarmPools {
         image: pool.shape.image,
         env: {},
         workingDir: pool.shape.workingDir,
-        limits: {
-          memoryMb: pool.shape.memoryMb,
-          cpuCores: pool.shape.cpuCores,
-          pidsLimit: pool.shape.pidsLimit,
-          network: pool.shape.network,
-          readOnly: pool.shape.readOnly,
-        },
+        limits: limitsOf(pool.shape),
         labels: { 'faas.kind': 'pool', 'faas.tenant': pool.shape.tenant },
         volumes: await this.volumesFor(pool.shape.tenant),
       });
