@@ -251,8 +251,7 @@ export class SandboxService {
 
   /** Checks the sandbox exists and belongs to the tenant (404 otherwise), cheaply: for every call on a sandbox. */
   assertOwner(tenant: string, id: string): void {
-    const record = this.store.getSandbox(id);
-    if (!record || record.tenantId !== tenant) throw notFound('sandbox', id);
+    if (this.store.sandboxTenant(id) !== tenant) throw notFound('sandbox', id);
   }
 
   private record(id: string): SandboxRecord {

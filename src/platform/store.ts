@@ -157,6 +157,12 @@ export class PlatformStore {
     return row ? toSandbox(row) : null;
   }
 
+  /** The tenant of a sandbox that is not deleted, or null: the check made on every call on a sandbox. */
+  sandboxTenant(id: string): string | null {
+    const row = this.stmt('SELECT tenant_id FROM platform_sandboxes WHERE id = ? AND deleted = 0').get(id) as { tenant_id: string } | undefined;
+    return row?.tenant_id ?? null;
+  }
+
   listSandboxes(): SandboxRecord[] {
     return (this.stmt('SELECT * FROM platform_sandboxes WHERE deleted = 0 ORDER BY created_at').all() as SandboxRow[]).map(toSandbox);
   }
