@@ -17,7 +17,7 @@ import type Docker from 'dockerode';
 import { type BuildImageRequest, type ImageBuildEvent, type ImageInfo, MAX_TEMPLATE_CONTEXT_BYTES } from '@faas/protocol';
 import { FaasError, errorMessage } from '../errors.js';
 import { BASE_IMAGES, RECIPE_LABEL } from '../runtimes/docker/base-images.js';
-import { engineError, isNotFound } from '../runtimes/docker/engine-errors.js';
+import { checkImageName, engineError, isNotFound } from '../runtimes/docker/engine-errors.js';
 
 export const TEMPLATE_LABEL = 'faas.template';
 /** The tenant that built a template; only it sees and removes it (the engine's names are global, though). */
@@ -235,6 +235,7 @@ export class TemplateService {
     }
     const tar = contextTar(req, this.opts.maxContextBytes);
     for (const image of fromImages(req.dockerfile)) {
+      checkImageName(image, 'dockerfile');
       try {
         await this.docker.getImage(image).inspect();
       } catch (err) {

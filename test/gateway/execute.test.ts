@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Docker from 'dockerode';
 import { api, startTestGateway, type TestGateway } from '../helpers/gateway.js';
@@ -136,6 +137,11 @@ describe('POST /api/v1/execute with bad input', () => {
     ['a relative working_dir', { command: 'ls', working_dir: 'tmp' }, 'validation_error', 'working_dir'],
     ['an unknown network', { command: 'ls', network: 'host' }, 'validation_error', 'network'],
     ['a body that is not an object', [1, 2], 'validation_error'],
+    // The engine redirects such a name, and following that redirect crashed the gateway.
+    ['an image name with ".." segments', { command: 'ls', image: '../../etc' }, 'validation_error', 'image'],
+    ['an image name that is no reference', { command: 'ls', image: 'NOT VALID' }, 'validation_error', 'image'],
+    ['an image name with a broken tag', { command: 'ls', image: 'a/b:::' }, 'validation_error', 'image'],
+    ['a cpu cap below the engine\'s smallest quota', { command: 'ls', cpu_cores: 0.001 }, 'validation_error', 'cpu_cores'],
   ];
   for (const [what, body, code, field] of cases) {
     it(`rejects ${what} with 400 naming the field`, async () => {
@@ -166,6 +172,23 @@ describe('POST /api/v1/execute with bad input', () => {
     expect(res.body.error).toBe('image_not_found');
     expect(res.body.message).toContain('faas/no-such-image:never');
     expect(await containersOfThisGateway()).toBe(0);
+  });
+
+  it('answers 400 naming cpu_cores when it asks for more CPUs than the host has, and leaks nothing', async () => {
+    const res = await execute({ command: 'ls', cpu_cores: os.cpus().length + 1 });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: 'validation_error', field: 'cpu_cores' });
+    expect(res.body.message).toContain(`cpu_cores ${os.cpus().length + 1}`);
+    expect(await containersOfThisGateway()).toBe(0);
+  });
+
+  it('runs an image named by its id or by a reference with a digest-free tag', async () => {
+    const id = (await docker.getImage('faas/busybox:latest').inspect()).Id;
+    for (const image of [id, 'faas/busybox', 'faas/busybox:latest']) {
+      const res = await execute({ command: 'echo ok', image });
+      expect(res.status, image).toBe(200);
+      expect(res.body.stdout).toBe('ok\n');
+    }
   });
 
   it('answers unknown routes with a JSON 404', async () => {

@@ -116,6 +116,14 @@ describe('POST /api/v1/images', () => {
     expect(viaArg.body.message).toContain('FROM $BASE');
   });
 
+  it('answers 400 for a FROM image that is no reference, without asking the engine', async () => {
+    // The engine redirects a name with ".." segments, and following that redirect crashed the gateway.
+    const res = await build({ name: `${prefix}/badfrom`, dockerfile: 'FROM ../../etc\nRUN true\n' });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: 'validation_error', field: 'dockerfile' });
+    expect(res.body.message).toContain('../../etc');
+  });
+
   it('answers 413 for a context over 64 MiB', async () => {
     const res = await build({ name: `${prefix}/big`, dockerfile: 'FROM faas/busybox:latest\n', files: { big: 'x'.repeat(64 * 1024 * 1024 + 1) } });
     expect(res.status).toBe(413);

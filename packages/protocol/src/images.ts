@@ -3,17 +3,13 @@
  * /api/v1/caches.
  */
 import { z } from 'zod';
+import { IMAGE_REFERENCE } from './image-reference.js';
 import { NetworkMode } from './rest.js';
 
 /** Largest build context accepted (the decoded tar, or the sum of `files`). */
 export const MAX_TEMPLATE_CONTEXT_BYTES = 64 * 1024 * 1024;
 /** Largest Dockerfile accepted. */
 export const MAX_DOCKERFILE_BYTES = 1024 * 1024;
-
-const component = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
-const domain = '(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?/)?';
-/** A Docker image reference without digest: `[host[:port]/]path[:tag]`, path in lower case. */
-export const IMAGE_REFERENCE = new RegExp(`^${domain}${component}(?:/${component})*(?::[\\w][\\w.-]{0,127})?$`);
 
 export const ImageName = z
   .string()

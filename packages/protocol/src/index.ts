@@ -1,4 +1,5 @@
 export * from './limits.js';
+export * from './image-reference.js';
 export * from './errors.js';
 export * from './rest.js';
 export * from './stream.js';

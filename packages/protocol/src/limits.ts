@@ -8,6 +8,8 @@ export const LIMITS = {
   defaultTimeoutMs: 30_000,
   minMemoryMb: 6,
   maxMemoryMb: 256 * 1024,
+  /** The engine's smallest CPU quota (1 ms per 100 ms period); below it the container cannot start. */
+  minCpuCores: 0.01,
   maxCpuCores: 256,
   maxPidsLimit: 1_000_000,
   /** Longest a persistent sandbox may sit idle before it is stopped: 30 days (0 turns idle stopping off). */

@@ -1,10 +1,10 @@
 /** Warm pools: sandboxes started ahead of time for ephemeral executions of one image and resource shape. */
 import { z } from 'zod';
 import { LIMITS } from './limits.js';
-import { NetworkMode, ResourceFields } from './rest.js';
+import { ImageField, NetworkMode, ResourceFields } from './rest.js';
 
 export const PrewarmRequest = z.strictObject({
-  image: z.string().min(1).max(512).optional().describe('Default faas/busybox:latest.'),
+  image: ImageField.optional().describe('Default faas/busybox:latest.'),
   count: z.number().int().min(0).describe('Ready sandboxes to keep; 0 empties the pool.'),
   wait_s: z
     .number()

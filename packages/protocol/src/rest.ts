@@ -3,6 +3,7 @@
  * the SDK. Field names are snake_case on the wire.
  */
 import { z } from 'zod';
+import { RUNNABLE_IMAGE, RUNNABLE_IMAGE_MESSAGE } from './image-reference.js';
 import { DEFAULT_IMAGE, LIMITS } from './limits.js';
 
 export const EXECUTION_MODES = ['ephemeral', 'cached', 'checkpointed', 'branched', 'persistent'] as const;
@@ -12,7 +13,12 @@ export type ExecutionMode = z.infer<typeof ExecutionMode>;
 export const NetworkMode = z.enum(['none', 'bridge']).describe('`none` (default): no network at all. `bridge`: outbound access.');
 export type NetworkMode = z.infer<typeof NetworkMode>;
 
-const imageField = z.string().min(1).max(512).describe(`Image to run (default \`${DEFAULT_IMAGE}\`); any image present in the engine.`);
+export const ImageField = z
+  .string()
+  .min(1)
+  .max(512)
+  .regex(RUNNABLE_IMAGE, RUNNABLE_IMAGE_MESSAGE)
+  .describe(`Image to run (default \`${DEFAULT_IMAGE}\`); any image present in the engine.`);
 const envField = z
   .record(z.string().regex(/^[^=\0]+$/, 'env names must be non-empty and contain no "=" or NUL'), z.string().max(128 * 1024))
   .refine((env) => Object.keys(env).length <= LIMITS.maxEnvEntries, `at most ${LIMITS.maxEnvEntries} env entries`)
@@ -45,7 +51,7 @@ export const ProcessFields = {
 /** Limits enforced by the kernel on the whole sandbox. */
 export const ResourceFields = {
   memory_mb: z.number().int().min(LIMITS.minMemoryMb).max(LIMITS.maxMemoryMb).optional().describe('Memory limit; exceeding it OOM-kills.'),
-  cpu_cores: z.number().positive().max(LIMITS.maxCpuCores).optional().describe('CPU cap in cores (fractions allowed).'),
+  cpu_cores: z.number().min(LIMITS.minCpuCores, `cpu_cores must be at least ${LIMITS.minCpuCores}`).max(LIMITS.maxCpuCores).optional().describe('CPU cap in cores (fractions allowed).'),
   pids_limit: z.number().int().min(1).max(LIMITS.maxPidsLimit).optional().describe('Most processes and threads at once.'),
   network: NetworkMode.optional(),
   read_only: z
@@ -63,7 +69,7 @@ export const ExecuteRequest = z
   .strictObject({
     ...ProcessFields,
     ...ResourceFields,
-    image: imageField.optional(),
+    image: ImageField.optional(),
     mode: ExecutionMode.optional().describe('Default `ephemeral`.'),
     cache_ttl_s: z.number().int().min(1).max(30 * 24 * 3600).optional().describe('Cached mode: how long the result stays (default FAAS_CACHE_TTL_S, 3600).'),
     cache_failures: z.boolean().optional().describe('Cached mode: also cache non-zero exits, timeouts and OOM kills (default false).'),
@@ -98,7 +104,7 @@ export type ContainerStatus = z.infer<typeof ContainerStatus>;
 export const CreateContainerRequest = z
   .strictObject({
     ...ResourceFields,
-    image: imageField.optional(),
+    image: ImageField.optional(),
     command: commandField.optional().describe('A command kept running in the sandbox; by default none is needed.'),
     argv: argvField.optional(),
     env: envField.optional(),

@@ -3,7 +3,7 @@
  * /api/v1/snapshots, /api/v1/fork, /api/v1/containers/:id/checkpoint and /api/v1/cache.
  */
 import { z } from 'zod';
-import { ProcessFields, ResourceFields } from './rest.js';
+import { ImageField, ProcessFields, ResourceFields } from './rest.js';
 
 /** Most variants one fork may ask for. */
 export const MAX_FORK_VARIANTS = 16;
@@ -48,7 +48,7 @@ export const ForkRequest = z
       .max(MAX_FORK_VARIANTS, `a fork may have at most ${MAX_FORK_VARIANTS} variants`)
       .optional()
       .describe(`Commands run in parallel, each on its own copy of the parent's state (1 to ${MAX_FORK_VARIANTS}).`),
-    image: z.string().min(1).max(512).optional().describe("Must be the parent's image when given (a check); variants always run on it."),
+    image: ImageField.optional().describe("Must be the parent's image when given (a check); variants always run on it."),
     keep: z.boolean().optional().describe('Keep every variant as a live persistent sandbox (`container_id` in its result).'),
   })
   .refine((b) => (b.variants !== undefined) !== (b.command !== undefined || b.argv !== undefined), {

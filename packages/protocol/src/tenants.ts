@@ -5,9 +5,9 @@ import { LIMITS } from './limits.js';
 export const TenantQuotas = z
   .strictObject({
     max_sandboxes: z.number().int().min(0).optional().describe('Sandboxes running at once (persistent ones plus ephemeral executions under way).'),
-    max_memory_mb: z.number().int().min(LIMITS.minMemoryMb).optional().describe('Ceiling and default of memory_mb per sandbox.'),
-    max_cpu_cores: z.number().positive().optional().describe('Ceiling and default of cpu_cores per sandbox.'),
-    max_pids: z.number().int().min(1).optional().describe('Ceiling and default of pids_limit per sandbox.'),
+    max_memory_mb: z.number().int().min(LIMITS.minMemoryMb).max(LIMITS.maxMemoryMb).optional().describe('Ceiling and default of memory_mb per sandbox.'),
+    max_cpu_cores: z.number().min(LIMITS.minCpuCores).max(LIMITS.maxCpuCores).optional().describe('Ceiling and default of cpu_cores per sandbox.'),
+    max_pids: z.number().int().min(1).max(LIMITS.maxPidsLimit).optional().describe('Ceiling and default of pids_limit per sandbox.'),
     executions_per_minute: z.number().int().min(0).optional().describe('Executions and execs started per rolling minute.'),
     snapshot_bytes: z.number().int().min(0).optional().describe('Stored bytes of snapshots.'),
   })

@@ -10,7 +10,7 @@ import { AgentClient } from '../agent/index.js';
 import { FaasError, errorMessage } from '../../errors.js';
 import type { FilesystemChanges, ProcessHandle, ProcessSpec, Runtime, RuntimeHealth, SandboxEvents, SandboxInfo, SandboxSpec } from '../runtime.js';
 import { IN_SANDBOX, LABELS, buildContainerOptions, containerName } from './container-spec.js';
-import { engineError, isNotFound } from './engine-errors.js';
+import { checkImageName, engineError, isNotFound } from './engine-errors.js';
 import { type CapturedChanges, captureChanges } from './filesystem-diff.js';
 import { ImageIdMemo } from './image-ids.js';
 
@@ -74,6 +74,7 @@ export class DockerRuntime implements Runtime {
   }
 
   async resolveImage(image: string): Promise<string> {
+    checkImageName(image);
     try {
       return (await this.docker.getImage(image).inspect()).Id;
     } catch (err) {
@@ -92,6 +93,7 @@ export class DockerRuntime implements Runtime {
   }
 
   async imageLabels(image: string): Promise<Record<string, string>> {
+    checkImageName(image);
     try {
       return (await this.docker.getImage(image).inspect()).Config?.Labels ?? {};
     } catch (err) {
@@ -177,6 +179,11 @@ export class DockerRuntime implements Runtime {
       if (err instanceof FaasError) throw err;
       if (isNotFound(err)) {
         throw new FaasError('image_not_found', `image "${spec.image}" is not present in the engine`, 'image');
+      }
+      // The engine checks the CPU cap against its host's CPUs (e.g. "Range of CPUs is from 0.01 to 2.00").
+      const range = /Range of CPUs is from [\d.]+ to [\d.]+/i.exec(errorMessage(err));
+      if (range) {
+        throw new FaasError('validation_error', `cpu_cores ${spec.limits.cpuCores} is more than the engine's host has (${range[0]}); ask for fewer cores`, 'cpu_cores');
       }
       throw engineError(err, this.where, `creating sandbox ${spec.id}`);
     }
