@@ -194,6 +194,23 @@ describe('WebSocket stream', () => {
     s.close();
   });
 
+  it('answers an exec with a bad environment or working_dir like REST does: validation_error naming the field', async () => {
+    const s = await TestStream.open(gw.url, id);
+    for (const [env, name] of [[{ 'A=B': 'x' }, 'env.A=B'], [{ '': 'x' }, 'env.']] as const) {
+      s.events.length = 0;
+      s.send({ type: 'exec', command: 'env', env });
+      const error = await s.waitFor((e) => e.type === 'error');
+      expect(error).toMatchObject({ type: 'error', code: 'validation_error' });
+      expect((error as { message: string }).message).toContain(name);
+    }
+    s.events.length = 0;
+    s.send({ type: 'exec', command: 'pwd', working_dir: 'relative' });
+    const error = await s.waitFor((e) => e.type === 'error');
+    expect(error).toMatchObject({ type: 'error', code: 'validation_error' });
+    expect((error as { message: string }).message).toContain('working_dir must be an absolute path');
+    s.close();
+  });
+
   it('refuses a stream for an unknown sandbox with 404', async () => {
     await expect(TestStream.open(gw.url, 'sb-unknown')).rejects.toThrow(/404/);
   });

@@ -19,7 +19,7 @@ export const ImageField = z
   .max(512)
   .regex(RUNNABLE_IMAGE, RUNNABLE_IMAGE_MESSAGE)
   .describe(`Image to run (default \`${DEFAULT_IMAGE}\`); any image present in the engine.`);
-const envField = z
+export const EnvField = z
   .record(z.string().regex(/^[^=\0]+$/, 'env names must be non-empty and contain no "=" or NUL'), z.string().max(128 * 1024))
   .refine((env) => Object.keys(env).length <= LIMITS.maxEnvEntries, `at most ${LIMITS.maxEnvEntries} env entries`)
   .describe('Environment variables added to the process.');
@@ -36,7 +36,7 @@ const argvField = z
 export const ProcessFields = {
   command: commandField.optional(),
   argv: argvField.optional(),
-  env: envField.optional(),
+  env: EnvField.optional(),
   working_dir: workingDirField.optional().describe('Directory to run in (default /workspace).'),
   stdin: z.string().max(LIMITS.maxStdinBytes).optional().describe('Sent to the process, then end of input.'),
   timeout_ms: z
@@ -107,7 +107,7 @@ export const CreateContainerRequest = z
     image: ImageField.optional(),
     command: commandField.optional().describe('A command kept running in the sandbox; by default none is needed.'),
     argv: argvField.optional(),
-    env: envField.optional(),
+    env: EnvField.optional(),
     working_dir: workingDirField.optional(),
     idle_timeout_s: z
       .number()

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { LIMITS } from './limits.js';
+import { EnvField } from './rest.js';
 
 const execId = z.string().min(1).max(128);
 /** Position of the event in its sandbox's stream; reconnect with `?since=<seq>` to replay what came after it. */
@@ -79,8 +80,8 @@ export const ExecCommand = z.strictObject({
   pty: z.boolean().optional(),
   cols: cols.optional(),
   rows: rows.optional(),
-  env: z.record(z.string(), z.string()).optional(),
-  working_dir: z.string().startsWith('/').optional(),
+  env: EnvField.optional(),
+  working_dir: z.string().startsWith('/', 'working_dir must be an absolute path').max(4096).optional(),
   timeout_ms: z.number().int().min(1).max(LIMITS.maxTimeoutMs).optional().describe('Default: no timeout.'),
 });
 export const GetStateCommand = z.strictObject({ type: z.literal('get_state') });
