@@ -182,6 +182,38 @@ describe('faas images build -f … --name … DIR / faas images rm', () => {
   });
 });
 
+describe('faas images on a gateway that requires API keys', () => {
+  it('sends the key from --api-key or $FAAS_API_KEY when it builds and removes a template', async () => {
+    const adminKey = `review-admin-${crypto.randomBytes(8).toString('hex')}`;
+    const keyed = await startTestGateway({ env: { FAAS_ADMIN_KEY: adminKey } });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-tpl-'));
+    const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    const saved = process.env.FAAS_API_KEY;
+    try {
+      fs.writeFileSync(path.join(dir, 'Dockerfile'), 'FROM faas/busybox:latest\nRUN echo keyed > /keyed\n');
+      const name = `${prefix}/keyed:1`;
+      const build = ['images', 'build', '-f', path.join(dir, 'Dockerfile'), '--name', name, '--url', keyed.url, dir];
+      delete process.env.FAAS_API_KEY;
+      expect(await main(build)).toBe(1);
+      expect(String(err.mock.calls.at(-1)?.[0])).toMatch(/needs an API key/);
+      process.env.FAAS_API_KEY = adminKey;
+      expect(await main(build)).toBe(0);
+      delete process.env.FAAS_API_KEY;
+      expect(await main(['images', 'rm', name, '--url', keyed.url])).toBe(1);
+      expect(await main(['images', 'rm', name, '--url', keyed.url, '--api-key', adminKey])).toBe(0);
+      await expect(docker.getImage(name).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    } finally {
+      if (saved === undefined) delete process.env.FAAS_API_KEY;
+      else process.env.FAAS_API_KEY = saved;
+      log.mockRestore();
+      err.mockRestore();
+      fs.rmSync(dir, { recursive: true, force: true });
+      await keyed.close();
+    }
+  });
+});
+
 describe('tenants and limits', () => {
   it("keeps one tenant's templates out of another's list and reach", async () => {
     const { TemplateService } = await import('../../src/platform/templates.js');

@@ -22,6 +22,7 @@ const HELP = `Usage:
 
 Options:
   --url URL        gateway URL for templates (default $FAAS_URL, then http://127.0.0.1:8080)
+  --api-key KEY    API key for templates, when the gateway requires keys (default $FAAS_API_KEY)
   --network MODE   network of a template's RUN steps: none (default) or bridge
   --force          rebuild built-ins even when up to date (e.g. for Debian security updates)
 
@@ -70,6 +71,12 @@ function gatewayUrl(flag: string | undefined): string {
   return (flag ?? process.env.FAAS_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
 }
 
+/** The `authorization` header for the key from --api-key or $FAAS_API_KEY, if any. */
+function authHeaders(flag: string | undefined): Record<string, string> {
+  const key = flag ?? process.env.FAAS_API_KEY;
+  return key ? { authorization: `Bearer ${key}` } : {};
+}
+
 async function request(url: string, init: RequestInit): Promise<Response> {
   try {
     return await fetch(url, init);
@@ -89,7 +96,15 @@ async function failure(res: Response): Promise<CliError> {
   }
 }
 
-async function buildTemplate(opts: { url: string; name: string; file: string; dir: string; network?: string | undefined; json: boolean }): Promise<number> {
+async function buildTemplate(opts: {
+  url: string;
+  apiKey: string | undefined;
+  name: string;
+  file: string;
+  dir: string;
+  network?: string | undefined;
+  json: boolean;
+}): Promise<number> {
   let dockerfile: string;
   let context: Buffer;
   try {
@@ -99,7 +114,7 @@ async function buildTemplate(opts: { url: string; name: string; file: string; di
     throw new CliError(errorMessage(err), 2);
   }
   const body = JSON.stringify({ name: opts.name, dockerfile, context: context.toString('base64'), ...(opts.network ? { network: opts.network } : {}) });
-  const res = await request(`${opts.url}/api/v1/images`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/x-ndjson' }, body });
+  const res = await request(`${opts.url}/api/v1/images`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/x-ndjson', ...authHeaders(opts.apiKey) }, body });
   if (!res.ok || !res.body) throw await failure(res);
   let pending = '';
   let outcome: { type: string; image?: { id: string | null; name: string }; message?: string } | null = null;
@@ -138,6 +153,7 @@ export const command: Command = {
             name: { type: 'string', short: 'n' },
             network: { type: 'string' },
             url: { type: 'string' },
+            'api-key': { type: 'string' },
             help: { type: 'boolean', short: 'h' },
           },
         });
@@ -155,13 +171,13 @@ export const command: Command = {
       if (names.length > 1) throw new CliError(`one build context folder at most, got ${names.join(' ')}`);
       const dir = names[0] ?? '.';
       const file = values.file ?? path.join(dir, 'Dockerfile');
-      return buildTemplate({ url: gatewayUrl(values.url), name: values.name, file, dir, network: values.network, json: values.json ?? false });
+      return buildTemplate({ url: gatewayUrl(values.url), apiKey: values['api-key'], name: values.name, file, dir, network: values.network, json: values.json ?? false });
     }
     if (sub === 'rm' || sub === 'remove') {
       if (names.length === 0) throw new CliError('name the template to remove');
       const url = gatewayUrl(values.url);
       for (const name of names) {
-        const res = await request(`${url}/api/v1/images/${encodeURIComponent(name)}`, { method: 'DELETE' });
+        const res = await request(`${url}/api/v1/images/${encodeURIComponent(name)}`, { method: 'DELETE', headers: authHeaders(values['api-key']) });
         if (!res.ok) throw await failure(res);
         console.log(`removed ${name}`);
       }

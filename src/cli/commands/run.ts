@@ -23,7 +23,7 @@ Output is then printed when the command ends rather than live.
 
 Examples:
   faas run -- echo hello
-  faas run --image python:3.12-alpine --memory 256 -- python3 -c 'print(6*7)'
+  faas run --image faas/python:3 --memory 256 -- python3 -c 'print(6*7)'
   echo data | faas run -i -- wc -c`;
 
 const OPTIONS = { ...CLIENT_OPTIONS, ...PROCESS_OPTIONS, ...RESOURCE_OPTIONS, mode: { type: 'string' }, checkpoint: { type: 'string' } } as const;
