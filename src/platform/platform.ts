@@ -36,6 +36,8 @@ export interface Platform {
   executor: Executor;
   pools: WarmPools;
   tenants: TenantStore;
+  /** Tenants' ceilings (also the defaults of the limits a request leaves out) and sandbox counts. */
+  quotas: QuotaGuard;
   /** User images built from Dockerfiles. */
   templates: TemplateService;
   /** Shared dependency caches (per tenant volumes): `mountsFor(tenant)` gives a sandbox its mounts. */
@@ -136,6 +138,7 @@ export async function createPlatform(config: GatewayConfig): Promise<Platform> {
     executor,
     pools,
     tenants,
+    quotas,
     templates,
     caches,
     blobs,

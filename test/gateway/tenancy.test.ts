@@ -135,6 +135,26 @@ describe('quotas', () => {
     await api(gw.url, 'DELETE', `/api/v1/containers/${box.body.id}`, undefined, t.headers);
   });
 
+  it("applies a tenant's ceilings to prewarm: 403 above them, the pool made in the shape its executions use", async () => {
+    const t = await tenantWithKey('pooled', { max_memory_mb: 64, max_sandboxes: 2 });
+    const big = await api(gw.url, 'POST', '/api/v1/prewarm', { count: 1, memory_mb: 4096, wait_s: 0 }, t.headers);
+    expect(big.status).toBe(403);
+    expect(big.body).toMatchObject({ error: 'forbidden', field: 'memory_mb', message: expect.stringContaining('max_memory_mb') });
+    const many = await api(gw.url, 'POST', '/api/v1/prewarm', { count: 3, wait_s: 0 }, t.headers);
+    expect(many.status).toBe(403);
+    expect(many.body).toMatchObject({ error: 'forbidden', field: 'count', message: expect.stringContaining('max_sandboxes') });
+    const pool = await api(gw.url, 'POST', '/api/v1/prewarm', { count: 1, wait_s: 30 }, t.headers);
+    expect(pool.status).toBe(200);
+    expect(pool.body).toMatchObject({ memory_mb: 64, ready: 1 });
+    // An execution leaving memory_mb out gets the ceiling, so it is served by that pool.
+    const ran = await api(gw.url, 'POST', '/api/v1/execute', { command: 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes' }, t.headers);
+    expect(Number(ran.body.stdout)).toBe(64 * 2 ** 20);
+    const pools = (await api(gw.url, 'GET', '/api/v1/pools', undefined, t.headers)).body.pools;
+    expect(pools).toHaveLength(1);
+    expect(pools[0]).toMatchObject({ memory_mb: 64, hits: 1 });
+    await api(gw.url, 'POST', '/api/v1/prewarm', { count: 0, wait_s: 0 }, t.headers);
+  });
+
   it('limits running sandboxes with 429 and Retry-After', async () => {
     const t = await tenantWithKey('one-box', { max_sandboxes: 1 });
     const first = await api(gw.url, 'POST', '/api/v1/containers', {}, t.headers);
