@@ -239,13 +239,13 @@ export class Executor {
       network: req.network ?? 'none',
       readOnly: req.read_only,
     };
-    // A sandbox restored from a snapshot is made for the request; a pooled one has the image's files only.
-    let sandboxId = snapshot ? null : await this.pools.take(shape);
+    // A pooled sandbox serves a restore too: its files are the image's, as a new one's would be.
+    let sandboxId = await this.pools.take(shape);
     const pooled = sandboxId !== null;
     this.quiet.activity();
     if (sandboxId === null) {
       await resolveImageFor(this.runtime, tenant, shape.image);
-      if (!snapshot) this.pools.noteMiss(shape);
+      this.pools.noteMiss(shape);
       sandboxId = newId('sb');
       await this.runtime.create({
         id: sandboxId,
@@ -256,14 +256,15 @@ export class Executor {
         labels: { 'faas.kind': 'ephemeral', 'faas.execution': id, 'faas.tenant': tenant },
         volumes: await this.volumesFor(tenant),
       });
-      if (snapshot) {
-        try {
-          await this.snap!.snapshots.restore(snapshot, sandboxId);
-        } catch (err) {
-          // A failed restore leaves no half-made sandbox behind.
-          await this.runtime.remove(sandboxId).catch(() => undefined);
-          throw err;
-        }
+    }
+    if (snapshot) {
+      try {
+        await this.snap!.snapshots.restore(snapshot, sandboxId);
+      } catch (err) {
+        // A failed restore leaves no half-made sandbox behind.
+        if (pooled) this.pools.release(shape);
+        await this.runtime.remove(sandboxId).catch(() => undefined);
+        throw err;
       }
     }
     this.metrics.liveSandboxes.inc({ kind: 'ephemeral', status: 'running' });

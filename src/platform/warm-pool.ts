@@ -6,7 +6,7 @@
 import os from 'node:os';
 import type { NetworkMode } from '@faas/protocol';
 import { FaasError, errorMessage } from '../errors.js';
-import type { Runtime, SandboxLimits } from '../runtimes/runtime.js';
+import type { Runtime, SandboxInfo, SandboxLimits } from '../runtimes/runtime.js';
 import { resolveImageFor } from './image-access.js';
 import { newId } from './ids.js';
 import type { VolumesFor } from './sandboxes.js';
@@ -57,10 +57,16 @@ export interface WarmPoolOptions {
   minAvailableMb: number;
 }
 
+/** A started sandbox waiting in a pool, and the image id it was made from. */
+interface Ready {
+  id: string;
+  imageId: string;
+}
+
 interface Pool {
   key: string;
   shape: PoolShape;
-  ready: string[];
+  ready: Ready[];
   creating: number;
   inUse: number;
   size: number;
@@ -168,15 +174,21 @@ export class WarmPools {
     return pool.ready.length >= pool.size || pool.error !== null || pool.held !== null || atCap || this.closed;
   }
 
-  /** A started sandbox of this shape: a ready one from the pool when there is one (checked alive first), or null. */
-  async take(shape: PoolShape): Promise<string | null> {
+  /**
+   * A started sandbox of this shape: a ready one from the pool when there is one (checked alive first), or null.
+   * It must have been made from `imageId` (default: the image's id now): one made before the image was rebuilt
+   * under the same name is removed, never handed out.
+   */
+  async take(shape: PoolShape, imageId?: string): Promise<string | null> {
     const pool = this.pool(shape);
     pool.lastUsed = Date.now();
+    if (pool.ready.length === 0) return null;
+    const wanted = imageId ?? (await this.runtime.imageId(shape.image).catch(() => null));
     while (pool.ready.length > 0) {
-      const id = pool.ready.shift()!;
+      const { id, imageId: madeFrom } = pool.ready.shift()!;
       this.gauge();
       this.fill(pool);
-      if (await this.alive(id)) {
+      if ((wanted === null || madeFrom === wanted) && (await this.alive(id))) {
         pool.hits++;
         pool.inUse++;
         return id;
@@ -247,8 +259,9 @@ export class WarmPools {
     await this.quiet.wait(performance.now(), () => pool.ready.length === 0 || pool.waiters.length > 0 || this.closed);
     if (this.closed) return;
     const id = newId('sb');
+    let info: SandboxInfo;
     try {
-      await this.runtime.create({
+      info = await this.runtime.create({
         id,
         image: pool.shape.image,
         env: {},
@@ -263,13 +276,13 @@ export class WarmPools {
       return;
     }
     if (this.closed || pool.ready.length >= pool.size) await this.runtime.remove(id).catch(() => undefined);
-    else pool.ready.push(id);
+    else pool.ready.push({ id, imageId: info.imageId });
   }
 
   /** Removes ready sandboxes beyond the pool's size. */
   private trim(pool: Pool): void {
     while (pool.ready.length > pool.size) {
-      const id = pool.ready.pop()!;
+      const { id } = pool.ready.pop()!;
       void this.runtime.remove(id).catch(() => undefined);
     }
     this.gauge();
@@ -282,7 +295,7 @@ export class WarmPools {
       if (pool.shape.image !== image) continue;
       pool.size = 0;
       pool.floor = 0;
-      ids.push(...pool.ready.splice(0));
+      ids.push(...pool.ready.splice(0).map((r) => r.id));
       if (pool.creating === 0 && pool.inUse === 0) this.pools.delete(key);
     }
     await Promise.all(ids.map((id) => this.runtime.remove(id).catch(() => undefined)));
@@ -343,7 +356,7 @@ export class WarmPools {
     for (const pool of this.pools.values()) this.fill(pool);
     this.quiet.release();
     await Promise.all([...this.filling]);
-    const ids = [...this.pools.values()].flatMap((p) => p.ready.splice(0));
+    const ids = [...this.pools.values()].flatMap((p) => p.ready.splice(0).map((r) => r.id));
     await Promise.all(ids.map((id) => this.runtime.remove(id).catch(() => undefined)));
     this.gauge();
   }

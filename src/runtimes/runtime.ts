@@ -83,6 +83,8 @@ export interface SandboxInfo {
   runtimeId: string;
   running: boolean;
   image: string;
+  /** The immutable id of the image it was created from (a tag may since point elsewhere). */
+  imageId: string;
   labels: Record<string, string>;
   oomKilled: boolean;
   exitCode: number | null;

@@ -159,3 +159,53 @@ describe('warm pools and host memory', () => {
     }
   });
 });
+
+describe('warm pools, snapshots and rebuilt images', () => {
+  let own: TestGateway;
+  const template = `faas-test-pool-${Math.random().toString(16).slice(2, 10)}/rebuilt:1`;
+  beforeAll(async () => {
+    own = await startTestGateway({ env: { FAAS_BACKGROUND_QUIET_MS: '100' } });
+  });
+  afterAll(async () => {
+    await api(own?.url, 'DELETE', `/api/v1/images/${template}`).catch(() => undefined);
+    await own?.close();
+  });
+  const poolOf = async (match: (p: Pool) => boolean) => ((await api(own.url, 'GET', '/api/v1/pools')).body.pools as Pool[]).find(match)!;
+
+  it('restores a checkpoint into a pooled sandbox, which then has the snapshot\'s files and nothing of its siblings', async () => {
+    expect((await api(own.url, 'POST', '/api/v1/prewarm', { count: 3, memory_mb: 80 })).body.ready).toBe(3);
+    const first = await api(own.url, 'POST', '/api/v1/execute', { mode: 'checkpointed', command: 'echo kept > /workspace/f; rm /bin/vi', memory_mb: 80 });
+    expect(first.body).toMatchObject({ exit_code: 0 });
+    const before = await poolOf(isShape(80));
+    const restored = await api(own.url, 'POST', '/api/v1/execute', {
+      mode: 'checkpointed',
+      checkpoint: first.body.snapshot_id,
+      command: 'cat /workspace/f; test -e /bin/vi && echo vi-back; echo more >> /workspace/f',
+      memory_mb: 80,
+    });
+    expect(restored.body).toMatchObject({ exit_code: 0, stdout: 'kept\n' });
+    const after = await poolOf(isShape(80));
+    expect(after.hits).toBe(before.hits + 1);
+    expect(after.misses).toBe(before.misses);
+    // Forked variants, pooled too, start from the parent's state and not from each other's.
+    const fork = await api(own.url, 'POST', '/api/v1/fork', { parent: first.body.snapshot_id, variants: [{ command: 'cat /workspace/f; echo a >> /workspace/f' }, { command: 'cat /workspace/f' }], memory_mb: 80 });
+    expect(fork.status).toBe(200);
+    expect(fork.body.variants.map((v: { result?: { stdout: string } }) => v.result?.stdout)).toEqual(['kept\n', 'kept\n']);
+  });
+
+  it('never hands out a sandbox pooled before its image was rebuilt under the same name', async () => {
+    const build = (v: number) => api(own.url, 'POST', '/api/v1/images', { name: template, dockerfile: `FROM faas/busybox:latest\nRUN echo ${v} > /v\n` });
+    expect((await build(1)).status).toBe(201);
+    expect((await api(own.url, 'POST', '/api/v1/prewarm', { image: template, count: 2 })).body.ready).toBe(2);
+    expect((await api(own.url, 'POST', '/api/v1/execute', { image: template, command: 'cat /v' })).body.stdout).toBe('1\n');
+    expect((await build(2)).status).toBe(201);
+    expect((await api(own.url, 'POST', '/api/v1/execute', { image: template, command: 'cat /v' })).body.stdout).toBe('2\n');
+    // The pool refills from the new build.
+    for (let i = 0; i < 100 && (await poolOf((p) => p.image === template)).ready < 2; i++) await new Promise((r) => setTimeout(r, 100));
+    const pool = await poolOf((p) => p.image === template);
+    expect(pool.ready).toBe(2);
+    const hits = pool.hits;
+    expect((await api(own.url, 'POST', '/api/v1/execute', { image: template, command: 'cat /v' })).body.stdout).toBe('2\n');
+    expect((await poolOf((p) => p.image === template)).hits).toBe(hits + 1);
+  });
+});
