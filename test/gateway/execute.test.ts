@@ -174,6 +174,13 @@ describe('POST /api/v1/execute with bad input', () => {
     expect(await containersOfThisGateway()).toBe(0);
   });
 
+  it('says what is wrong with a bad env name (not zod\'s "Invalid key in record")', async () => {
+    const res = await execute({ command: 'env', env: { 'A=B': 'x' } });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: 'validation_error', field: 'env.A=B' });
+    expect(res.body.message).toBe('env.A=B: env names must be non-empty and contain no "=" or NUL');
+  });
+
   it('answers 400 naming cpu_cores when it asks for more CPUs than the host has, and leaks nothing', async () => {
     const res = await execute({ command: 'ls', cpu_cores: os.cpus().length + 1 });
     expect(res.status).toBe(400);

@@ -202,6 +202,7 @@ describe('WebSocket stream', () => {
       const error = await s.waitFor((e) => e.type === 'error');
       expect(error).toMatchObject({ type: 'error', code: 'validation_error' });
       expect((error as { message: string }).message).toContain(name);
+      expect((error as { message: string }).message).toContain('env names must be non-empty and contain no "="');
     }
     s.events.length = 0;
     s.send({ type: 'exec', command: 'pwd', working_dir: 'relative' });

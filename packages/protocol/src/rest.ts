@@ -20,7 +20,10 @@ export const ImageField = z
   .regex(RUNNABLE_IMAGE, RUNNABLE_IMAGE_MESSAGE)
   .describe(`Image to run (default \`${DEFAULT_IMAGE}\`); any image present in the engine.`);
 export const EnvField = z
-  .record(z.string().regex(/^[^=\0]+$/, 'env names must be non-empty and contain no "=" or NUL'), z.string().max(128 * 1024))
+  .record(z.string().regex(/^[^=\0]+$/, 'env names must be non-empty and contain no "=" or NUL'), z.string().max(128 * 1024), {
+    // Without this a bad name is reported as zod's "Invalid key in record".
+    error: (issue) => (issue.code === 'invalid_key' ? issue.issues?.[0]?.message : undefined),
+  })
   .refine((env) => Object.keys(env).length <= LIMITS.maxEnvEntries, `at most ${LIMITS.maxEnvEntries} env entries`)
   .describe('Environment variables added to the process.');
 const workingDirField = z.string().startsWith('/', 'working_dir must be an absolute path').max(4096);
