@@ -70,6 +70,8 @@ function eventBytes(event: StreamEvent): number {
 const ACTIVITY_WRITE_INTERVAL_MS = 1000;
 /** Lifecycle events shown with a sandbox (the most recent ones). */
 const LIFECYCLE_SHOWN = 50;
+/** Bytes of the kept-alive command's output kept for its `command_exited` lifecycle entry. */
+const MAIN_STDERR_KEPT = 1024;
 
 export function shellArgv(command: string): string[] {
   return ['/bin/sh', '-c', command];
@@ -239,7 +241,8 @@ export class SandboxService {
   /** The command a sandbox keeps running, started on create and again on every resume. */
   private async startMainCommand(record: SandboxRecord): Promise<void> {
     if (!record.command) return;
-    await this.startExec(record.id, { argv: record.command, execId: 'main' });
+    // The start of its stderr is kept for the lifecycle entry that tells when it ends (why it could not start).
+    await this.startExec(record.id, { argv: record.command, execId: 'main' }, undefined, MAIN_STDERR_KEPT);
   }
 
   /** The sandbox as its tenant sees it; another tenant's sandbox is "not found", never "forbidden". */
@@ -335,6 +338,11 @@ export class SandboxService {
       .then((outcome) => {
         if (outcome.timedOut) this.lifecycle(id, 'exec_timed_out', { exec_id: execId, timeout_ms: spec.timeoutMs });
         else if (outcome.oomKilled) this.lifecycle(id, 'exec_oom_killed', { exec_id: execId });
+        // The kept-alive command ended on its own (not by a stop or delete): say so, or the sandbox looks fine.
+        if (execId === 'main' && !s.stopping && this.store.getSandbox(id)?.status === 'running') {
+          const stderr = outcome.stderr.slice(0, MAIN_STDERR_KEPT);
+          this.lifecycle(id, 'command_exited', { exit_code: outcome.exitCode, signal: outcome.signal, ...(stderr ? { stderr } : {}) });
+        }
         return outcome;
       })
       .catch((err: unknown) => {

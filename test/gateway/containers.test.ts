@@ -61,6 +61,27 @@ describe('persistent sandboxes', () => {
     await call('DELETE', `/api/v1/containers/${id}`);
   });
 
+  it('says in its lifecycle when the kept-alive command ends on its own, with its exit code and stderr', async () => {
+    const missing = (await call('POST', '/api/v1/containers', { argv: ['no-such-server'] })).body.id;
+    const failing = (await call('POST', '/api/v1/containers', { command: 'echo broken config >&2; exit 3' })).body.id;
+    const lifecycleOf = async (id: string) => (await call('GET', `/api/v1/containers/${id}`)).body.lifecycle as Array<{ event: string; detail: any }>;
+    const exited = async (id: string) => {
+      for (let i = 0; i < 50; i++) {
+        const found = (await lifecycleOf(id)).find((e) => e.event === 'command_exited');
+        if (found) return found;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return undefined;
+    };
+    expect((await exited(missing))?.detail).toMatchObject({ exit_code: 127, signal: null, stderr: expect.stringContaining('no-such-server') });
+    expect((await exited(failing))?.detail).toEqual({ exit_code: 3, signal: null, stderr: 'broken config\n' });
+    // A command ended by a stop is not reported as having exited on its own.
+    const kept = (await call('POST', '/api/v1/containers', { command: 'sleep 1000' })).body.id;
+    await call('POST', `/api/v1/containers/${kept}/stop`);
+    expect((await lifecycleOf(kept)).map((e) => e.event)).toEqual(['created', 'stopped']);
+    for (const id of [missing, failing, kept]) await call('DELETE', `/api/v1/containers/${id}`);
+  });
+
   it('execute with mode persistent returns the sandbox it made', async () => {
     const res = await call('POST', '/api/v1/execute', { command: 'echo kept > /workspace/f; echo ok', mode: 'persistent' });
     expect(res.status).toBe(200);

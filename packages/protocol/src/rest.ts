@@ -148,7 +148,7 @@ export const Container = z.object({
   lifecycle: z
     .array(z.object({ at: z.string(), event: z.string(), detail: z.record(z.string(), z.unknown()) }))
     .optional()
-    .describe('Recent lifecycle events (created, stopped with reason, resumed, exec_timed_out, exec_oom_killed, lost), on GET of one sandbox.'),
+    .describe('Recent lifecycle events (created, stopped with reason, resumed, exec_timed_out, exec_oom_killed, command_exited, lost), on GET of one sandbox.'),
 });
 export type Container = z.infer<typeof Container>;
 
