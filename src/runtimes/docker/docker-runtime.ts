@@ -320,7 +320,8 @@ export class DockerRuntime implements Runtime {
     } catch (err) {
       if (!isNotFound(err) && !isRemovalInProgress(err)) throw engineError(err, this.where, `removing sandbox ${id}`);
     } finally {
-      fs.rmSync(this.hostRunDir(id), { recursive: true, force: true });
+      // Off the event loop: on this class of disk removing the folder blocked it for ~1.3 ms per sandbox.
+      await fs.promises.rm(this.hostRunDir(id), { recursive: true, force: true });
     }
   }
 
