@@ -168,6 +168,12 @@ describe('faas sandbox', () => {
     expect(stoppedExec.code).toBe(1);
     expect(stoppedExec.stderr).toContain('(conflict)');
     expect(JSON.parse((await faas(['sandbox', 'resume', id, '--json'])).stdout)).toMatchObject({ id, status: 'running' });
+    // Its history shows what happened to it, and why it stopped.
+    const history = (await faas(['sandbox', 'get', id])).stdout;
+    expect(history).toMatch(/^lifecycle:$/m);
+    expect(history).toMatch(/^ {2}\S+ {2}created image="faas\/busybox:latest"$/m);
+    expect(history).toMatch(/^ {2}\S+ {2}stopped reason="request"$/m);
+    expect(history).toMatch(/^ {2}\S+ {2}resumed$/m);
 
     const rm = await faas(['sandbox', 'rm', id]);
     expect(rm).toMatchObject({ code: 0, stdout: `${id}\n` });

@@ -114,7 +114,10 @@ export interface SandboxLimits {
   readOnly?: boolean;
 }
 
-/** One entry of a sandbox's recent lifecycle (`created`, `stopped`, `resumed`, `exec_timed_out`, `exec_oom_killed`, `lost`). */
+/**
+ * One entry of a sandbox's recent lifecycle (`created`, `stopped`, `resumed`, `exec_timed_out`, `exec_oom_killed`,
+ * `command_exited`, `lost`).
+ */
 export interface LifecycleEvent {
   /** ISO 8601. */
   at: string;

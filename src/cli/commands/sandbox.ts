@@ -72,7 +72,15 @@ function showInfo(s: SandboxInfo): string {
     ['last active', s.lastActiveAt],
   ];
   const width = Math.max(...lines.map(([k]) => k.length));
-  return lines.map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${v}`).join('\n');
+  const text = lines.map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${v}`).join('\n');
+  // What happened to it (stops and why, a kept-alive command that exited, execs killed), oldest first.
+  const events = (s.lifecycle ?? []).map((e) => {
+    const detail = Object.entries(e.detail ?? {})
+      .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+      .join(' ');
+    return `  ${e.at}  ${e.event}${detail ? ` ${detail}` : ''}`;
+  });
+  return events.length ? `${text}\nlifecycle:\n${events.join('\n')}` : text;
 }
 
 function oneId(positionals: string[], sub: string): string {
