@@ -96,6 +96,12 @@ describe('faas run', () => {
     expect(json.containerId).toMatch(/\S/);
   });
 
+  it('--mode branched points to faas fork, not to an HTTP route', async () => {
+    const r = await faas(['run', '--mode', 'branched', '--', 'true']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('faas fork PARENT -- COMMAND');
+  });
+
   it('reports a timeout on stderr', async () => {
     const r = await faas(['run', '--timeout', '300', '--', 'sleep', '5']);
     expect(r.stderr).toContain('timed out');

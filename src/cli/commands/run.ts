@@ -62,6 +62,9 @@ export const command: Command = {
       console.log(HELP);
       return 0;
     }
+    if (values.mode === 'branched') {
+      throw new CliError('--mode branched runs variants on copies of a parent: use `faas fork PARENT -- COMMAND` (see `faas fork --help`)');
+    }
     const argv = commandArgv(positionals, rest);
     const client = clientFrom(values);
     const options: ExecuteOptions = { argv };
