@@ -142,6 +142,11 @@ describe('POST /api/v1/execute with bad input', () => {
     ['an image name that is no reference', { command: 'ls', image: 'NOT VALID' }, 'validation_error', 'image'],
     ['an image name with a broken tag', { command: 'ls', image: 'a/b:::' }, 'validation_error', 'image'],
     ['a cpu cap below the engine\'s smallest quota', { command: 'ls', cpu_cores: 0.001 }, 'validation_error', 'cpu_cores'],
+    // The agent gets C strings: a NUL would silently cut the value (`echo a\0b` printed "a").
+    ['a NUL in the command', { command: 'echo a\u0000b' }, 'validation_error', 'command'],
+    ['a NUL in an argv entry', { argv: ['echo', 'a\u0000b'] }, 'validation_error', 'argv.1'],
+    ['a NUL in an env value', { command: 'ls', env: { A: 'a\u0000b' } }, 'validation_error', 'env.A'],
+    ['a NUL in working_dir', { command: 'ls', working_dir: '/tmp\u0000x' }, 'validation_error', 'working_dir'],
   ];
   for (const [what, body, code, field] of cases) {
     it(`rejects ${what} with 400 naming the field`, async () => {

@@ -1,7 +1,7 @@
 /** Warm pools: sandboxes started ahead of time for ephemeral executions of one image and resource shape. */
 import { z } from 'zod';
 import { LIMITS } from './limits.js';
-import { ImageField, NetworkMode, ResourceFields } from './rest.js';
+import { ImageField, NetworkMode, ResourceFields, workingDirField } from './rest.js';
 
 export const PrewarmRequest = z.strictObject({
   image: ImageField.optional().describe('Default faas/busybox:latest.'),
@@ -12,7 +12,7 @@ export const PrewarmRequest = z.strictObject({
     .max(LIMITS.maxPrewarmWaitS)
     .optional()
     .describe(`Seconds to wait for the pool to be full before answering (default ${LIMITS.defaultPrewarmWaitS}; 0 answers at once). The answer says how many are ready.`),
-  working_dir: z.string().startsWith('/', 'working_dir must be an absolute path').max(4096).optional(),
+  working_dir: workingDirField.optional(),
   ...ResourceFields,
 });
 export type PrewarmRequest = z.infer<typeof PrewarmRequest>;

@@ -13,6 +13,11 @@ export type ExecutionMode = z.infer<typeof ExecutionMode>;
 export const NetworkMode = z.enum(['none', 'bridge']).describe('`none` (default): no network at all. `bridge`: outbound access.');
 export type NetworkMode = z.infer<typeof NetworkMode>;
 
+/** Programs get C strings: a NUL would silently cut the value there. */
+function noNul(field: z.ZodString, what: string): z.ZodString {
+  return field.regex(/^[^\0]*$/, `${what} must not contain NUL characters`);
+}
+
 export const ImageField = z
   .string()
   .min(1)
@@ -20,16 +25,16 @@ export const ImageField = z
   .regex(RUNNABLE_IMAGE, RUNNABLE_IMAGE_MESSAGE)
   .describe(`Image to run (default \`${DEFAULT_IMAGE}\`); any image present in the engine.`);
 export const EnvField = z
-  .record(z.string().regex(/^[^=\0]+$/, 'env names must be non-empty and contain no "=" or NUL'), z.string().max(128 * 1024), {
+  .record(z.string().regex(/^[^=\0]+$/, 'env names must be non-empty and contain no "=" or NUL'), noNul(z.string().max(128 * 1024), 'env values'), {
     // Without this a bad name is reported as zod's "Invalid key in record".
     error: (issue) => (issue.code === 'invalid_key' ? issue.issues?.[0]?.message : undefined),
   })
   .refine((env) => Object.keys(env).length <= LIMITS.maxEnvEntries, `at most ${LIMITS.maxEnvEntries} env entries`)
   .describe('Environment variables added to the process.');
-const workingDirField = z.string().startsWith('/', 'working_dir must be an absolute path').max(4096);
-const commandField = z.string().min(1, 'command must not be empty').max(LIMITS.maxCommandBytes).describe('Run with /bin/sh -c.');
+export const workingDirField = noNul(z.string().startsWith('/', 'working_dir must be an absolute path').max(4096), 'working_dir');
+export const commandField = noNul(z.string().min(1, 'command must not be empty').max(LIMITS.maxCommandBytes), 'command').describe('Run with /bin/sh -c.');
 const argvField = z
-  .array(z.string().max(LIMITS.maxCommandBytes))
+  .array(noNul(z.string().max(LIMITS.maxCommandBytes), 'argv entries'))
   .min(1, 'argv must name a program')
   .max(LIMITS.maxArgvEntries)
   .refine((argv) => argv[0] !== '', 'argv[0] must not be empty')

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { LIMITS } from './limits.js';
-import { EnvField } from './rest.js';
+import { EnvField, commandField, workingDirField } from './rest.js';
 
 const execId = z.string().min(1).max(128);
 /** Position of the event in its sandbox's stream; reconnect with `?since=<seq>` to replay what came after it. */
@@ -75,13 +75,13 @@ export const StdinCommand = z.strictObject({
 });
 export const ExecCommand = z.strictObject({
   type: z.literal('exec'),
-  command: z.string().min(1, 'command must not be empty').max(LIMITS.maxCommandBytes),
+  command: commandField,
   exec_id: execId.optional().describe('Id for the events of this exec; the server picks one when absent.'),
   pty: z.boolean().optional(),
   cols: cols.optional(),
   rows: rows.optional(),
   env: EnvField.optional(),
-  working_dir: z.string().startsWith('/', 'working_dir must be an absolute path').max(4096).optional(),
+  working_dir: workingDirField.optional(),
   timeout_ms: z.number().int().min(1).max(LIMITS.maxTimeoutMs).optional().describe('Default: no timeout.'),
 });
 export const GetStateCommand = z.strictObject({ type: z.literal('get_state') });
