@@ -2,8 +2,10 @@
  * What the client subcommands (run, sandbox, shell, attach) share: the gateway options, argument parsing with
  * one-line usage errors, and turning SDK errors into one line and an exit code.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConnectionError, FaasClient, FaasError, type ExecutionResult, type NetworkMode, type ResourceOptions } from '@faas/sdk';
+import { ConnectionError, FaasClient, FaasError, type ExecutionResult, type FileContent, type NetworkMode, type ProcessOptions, type ResourceOptions } from '@faas/sdk';
 import { CliError } from './command.js';
 
 /** Options every client subcommand accepts. */
@@ -26,6 +28,7 @@ export const PROCESS_OPTIONS = {
   env: { type: 'string', short: 'e', multiple: true },
   workdir: { type: 'string', short: 'w' },
   timeout: { type: 'string' },
+  file: { type: 'string', short: 'f', multiple: true },
   stdin: { type: 'boolean', short: 'i' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -33,8 +36,52 @@ export const PROCESS_OPTIONS_HELP = [
   '  -e, --env K=V      environment variable (repeatable)',
   '  -w, --workdir DIR  absolute directory to run in (default /workspace)',
   '  --timeout MS       kill the command after MS milliseconds (default 30000)',
+  '  -f, --file LOCAL[=DEST]',
+  '                     copy a local file in before the command runs, to DEST (default: its name, in the',
+  '                     working directory), keeping its permission bits (repeatable; 8 MiB in all)',
   '  -i, --stdin        send this command\'s standard input to the process',
 ].join('\n');
+
+/** The process options (`PROCESS_OPTIONS`, or those of them a command has) as SDK options. */
+export async function processOptionsFrom(values: {
+  env?: string[] | undefined;
+  workdir?: string | undefined;
+  timeout?: string | undefined;
+  file?: string[] | undefined;
+  stdin?: boolean | undefined;
+}): Promise<Pick<ProcessOptions, 'env' | 'workingDir' | 'timeoutMs' | 'files' | 'stdin'>> {
+  const opts: Pick<ProcessOptions, 'env' | 'workingDir' | 'timeoutMs' | 'files' | 'stdin'> = {};
+  const env = envOption(values.env);
+  if (env) opts.env = env;
+  if (values.workdir !== undefined) opts.workingDir = values.workdir;
+  const timeoutMs = numberOption('timeout', values.timeout);
+  if (timeoutMs !== undefined) opts.timeoutMs = timeoutMs;
+  const files = fileOption(values.file);
+  if (files) opts.files = files;
+  if (values.stdin) opts.stdin = await readStdin();
+  return opts;
+}
+
+/** `--file LOCAL[=DEST]` values: each local file's bytes and permission bits, under DEST or its own name. */
+export function fileOption(values: string[] | undefined): Record<string, FileContent> | undefined {
+  if (values === undefined || values.length === 0) return undefined;
+  const files: Record<string, FileContent> = {};
+  for (const entry of values) {
+    const eq = entry.indexOf('=');
+    const local = eq < 0 ? entry : entry.slice(0, eq);
+    const dest = eq < 0 ? path.basename(entry) : entry.slice(eq + 1);
+    if (local === '' || dest === '') throw new CliError(`--file needs LOCAL or LOCAL=DEST, got "${entry}"`);
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(local);
+    } catch (err) {
+      throw new CliError(`--file ${local}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+    }
+    if (!stat.isFile()) throw new CliError(`--file ${local}: not a regular file (copy folders in with an image or a snapshot)`);
+    files[dest] = { content: fs.readFileSync(local), mode: stat.mode & 0o7777 };
+  }
+  return files;
+}
 
 /** Options of the sandbox's limits (`run`, `sandbox create`). */
 export const RESOURCE_OPTIONS = {

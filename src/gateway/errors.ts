@@ -29,19 +29,26 @@ export function validationError(error: z.ZodError, where = 'body'): FaasError {
   return new FaasError('validation_error', `${subject}${issue.message}`, field || undefined);
 }
 
+function formatBytes(n: number): string {
+  return n >= 1024 * 1024 ? `${+(n / 1024 / 1024).toFixed(1)} MiB` : `${+(n / 1024).toFixed(1)} KiB`;
+}
+
 function bodyOf(err: FaasError): ErrorBody {
   return { error: err.code, message: err.message, ...(err.field ? { field: err.field } : {}) };
 }
 
 /** Fastify's own errors (bad JSON, wrong content type, body too large) in our vocabulary. */
-function fromFastify(err: FastifyError): FaasError | null {
+function fromFastify(err: FastifyError, bodyLimit: number | undefined): FaasError | null {
   switch (err.code) {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new FaasError('unsupported_media_type', `${err.message}; send JSON with Content-Type: application/json`);
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new FaasError('invalid_json', 'the body is empty; send a JSON object');
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new FaasError('payload_too_large', `the body is larger than the gateway accepts (${err.message})`);
+      return new FaasError(
+        'payload_too_large',
+        bodyLimit ? `the body is larger than the ${formatBytes(bodyLimit)} this route accepts; send less (large files go in through a sandbox, not the request)` : `the body is larger than the gateway accepts (${err.message})`,
+      );
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return new FaasError('invalid_json', `the body is not valid JSON: ${err.message}`);
   }
@@ -53,7 +60,7 @@ function fromFastify(err: FastifyError): FaasError | null {
 
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
-    const known = err instanceof FaasError ? err : fromFastify(err);
+    const known = err instanceof FaasError ? err : fromFastify(err, request.routeOptions?.bodyLimit);
     if (known) {
       if (known.retryAfterS !== undefined) void reply.header('retry-after', String(known.retryAfterS));
       if (known.status >= 500) request.log.error({ err }, known.message);

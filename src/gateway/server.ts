@@ -23,8 +23,8 @@ import { streamRoutes } from './stream.js';
 /** How long WebSocket clients get to take their close frame before their sockets are cut. */
 const SHUTDOWN_GRACE_MS = 2000;
 
-/** Room for the largest stdin plus the rest of a request. */
-const BODY_LIMIT = LIMITS.maxStdinBytes + 4 * 1024 * 1024;
+/** Room for the largest stdin and input files (as base64) plus the rest of a request. */
+const BODY_LIMIT = LIMITS.maxStdinBytes + Math.ceil((LIMITS.maxInputFileBytes * 4) / 3) + 4 * 1024 * 1024;
 
 export async function buildGateway(platform: Platform, auth: AuthSettings): Promise<FastifyInstance> {
   const app = Fastify({

@@ -13,6 +13,7 @@ import { type SandboxService, type VolumesFor, shellArgv } from './sandboxes.js'
 import { QuotaGuard } from './quotas.js';
 import type { PlatformStore } from './store.js';
 import { type PoolShape, type WarmPools, limitsOf } from './warm-pool.js';
+import { inputFilesArchive, inputFilesDigest, writeInputFiles } from './input-files.js';
 import type { QuietTime } from './quiet-time.js';
 import { type CachedOutcome, ResultCache, cacheKey } from './result-cache.js';
 import type { SnapshotRecord, SnapshotService } from './snapshots.js';
@@ -160,6 +161,7 @@ export class Executor {
       env: req.env ?? {},
       workingDir: req.working_dir ?? DEFAULT_WORKING_DIR,
       stdin: req.stdin ?? null,
+      files: inputFilesDigest(req.files) ?? undefined,
       limits: {
         memory_mb: req.memory_mb ?? null,
         cpu_cores: req.cpu_cores ?? null,
@@ -239,6 +241,8 @@ export class Executor {
       network: req.network ?? 'none',
       readOnly: req.read_only,
     };
+    // Checked before anything is made: a bad path is a 400 that leaves nothing behind.
+    const inputs = req.files ? inputFilesArchive(req.files, shape.workingDir) : null;
     // A pooled sandbox serves a restore too: its files are the image's, as a new one's would be.
     let sandboxId = await this.pools.take(shape);
     const pooled = sandboxId !== null;
@@ -257,9 +261,10 @@ export class Executor {
         volumes: await this.volumesFor(tenant),
       });
     }
-    if (snapshot) {
+    if (snapshot || inputs) {
       try {
-        await this.snap!.snapshots.restore(snapshot, sandboxId);
+        if (snapshot) await this.snap!.snapshots.restore(snapshot, sandboxId);
+        if (inputs) await writeInputFiles(this.runtime, sandboxId, inputs);
       } catch (err) {
         // A failed restore leaves no half-made sandbox behind.
         if (pooled) this.pools.release(shape);

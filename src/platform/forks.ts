@@ -80,6 +80,8 @@ export class ForkService {
           env: { ...req.env, ...v.env },
           working_dir: v.working_dir ?? req.working_dir,
           stdin: v.stdin ?? req.stdin,
+          // Shared input files, with a variant's own added (or replacing one of the same path).
+          ...(req.files || v.files ? { files: { ...req.files, ...v.files } } : {}),
           timeout_ms: v.timeout_ms ?? req.timeout_ms,
           memory_mb: req.memory_mb,
           cpu_cores: req.cpu_cores,
@@ -132,6 +134,7 @@ export class ForkService {
       command: ask.command,
       argv: ask.argv,
       stdin: ask.stdin,
+      files: ask.files,
       timeout_ms: ask.timeout_ms ?? LIMITS.defaultTimeoutMs,
     });
     const taken = await this.snapshots.capture(tenant, container.id, { source: container.id, image: from.image });

@@ -33,6 +33,8 @@ export interface CacheKeyParts {
   env: Record<string, string>;
   workingDir: string;
   stdin: string | null;
+  /** Digest of the input files (input-files.ts); left out of the key when there are none. */
+  files?: string | undefined;
   limits: { memory_mb: number | null; cpu_cores: number | null; pids_limit: number | null; network: string; read_only: boolean };
   timeoutMs: number;
   runtime: string;

@@ -20,6 +20,7 @@ import { newId, nowIso } from './ids.js';
 import type { PlatformMetrics } from './metrics.js';
 import type { QuietTime } from './quiet-time.js';
 import { QuotaGuard } from './quotas.js';
+import { type InputFiles, inputFilesArchive, writeInputFiles } from './input-files.js';
 import { type ProcessOutcome, runProcess } from './run-process.js';
 import type { PlatformStore, SandboxRecord } from './store.js';
 
@@ -30,6 +31,8 @@ export interface ExecSpec {
   env?: Record<string, string> | undefined;
   workingDir?: string | undefined;
   stdin?: string | undefined;
+  /** Written before the process starts (relative paths from its working directory). */
+  files?: InputFiles | undefined;
   timeoutMs?: number | undefined;
   pty?: { cols: number; rows: number } | undefined;
   /** Keep stdin open for `writeStdin` (WebSocket execs). */
@@ -312,6 +315,7 @@ export class SandboxService {
     const s = this.state(id);
     const execId = spec.execId ?? newId('ex');
     if (s.execs.has(execId)) throw new FaasError('conflict', `exec id "${execId}" is already running in sandbox ${id}; pick another`, 'exec_id');
+    if (spec.files) await writeInputFiles(this.runtime, id, inputFilesArchive(spec.files, spec.workingDir ?? record.workingDir));
     const handle = await this.runtime.exec(id, {
       argv: spec.argv,
       env: spec.env,
@@ -371,6 +375,7 @@ export class SandboxService {
         env: req.env,
         workingDir: req.working_dir,
         stdin: req.stdin,
+        files: req.files,
         timeoutMs: req.timeout_ms ?? LIMITS.defaultTimeoutMs,
       },
       onEvent,

@@ -18,6 +18,7 @@ import { type BuildImageRequest, type ImageBuildEvent, type ImageInfo, MAX_TEMPL
 import { FaasError, errorMessage } from '../errors.js';
 import { BASE_IMAGES, RECIPE_LABEL } from '../runtimes/docker/base-images.js';
 import { checkImageName, engineError, isNotFound } from '../runtimes/docker/engine-errors.js';
+import { type TarEntry, tarBody, tarFiles } from './tar-files.js';
 
 export const TEMPLATE_LABEL = 'faas.template';
 /** The tenant that built a template; only it sees and removes it (the engine's names are global, though). */
@@ -27,63 +28,6 @@ const DEFAULT_TENANT = 'default';
 /** Bounds of a build: its RUN steps share these, whatever the Dockerfile does. */
 export const BUILD_LIMITS = { memoryBytes: 2 * 1024 ** 3, cpuCores: 2, timeoutMs: 30 * 60_000 } as const;
 export const DOCKERFILE_NAME = '.faas-template.Dockerfile';
-
-// --- tar ---------------------------------------------------------------------------------------------------
-
-function octal(value: number, width: number): string {
-  return value.toString(8).padStart(width - 1, '0') + '\0';
-}
-
-function tarHeader(name: string, size: number, mode: number, type: '0' | '5'): Buffer {
-  const h = Buffer.alloc(512);
-  let prefix = '';
-  let base = name;
-  if (Buffer.byteLength(name) > 100) {
-    // ustar splits long names at a slash: prefix (155) / name (100).
-    const cut = name.lastIndexOf('/', 155);
-    if (cut <= 0 || Buffer.byteLength(name.slice(cut + 1)) > 100 || Buffer.byteLength(name.slice(0, cut)) > 155) {
-      throw new FaasError('validation_error', `path "${name}" is too long for the build context`, 'files');
-    }
-    prefix = name.slice(0, cut);
-    base = name.slice(cut + 1);
-  }
-  h.write(base, 0, 100, 'utf8');
-  h.write(octal(mode, 8), 100, 'ascii');
-  h.write(octal(0, 8), 108, 'ascii');
-  h.write(octal(0, 8), 116, 'ascii');
-  h.write(octal(size, 12), 124, 'ascii');
-  h.write(octal(Math.floor(Date.now() / 1000), 12), 136, 'ascii');
-  h.write('        ', 148, 'ascii');
-  h.write(type, 156, 'ascii');
-  h.write('ustar\0', 257, 'ascii');
-  h.write('00', 263, 'ascii');
-  h.write(prefix, 345, 155, 'utf8');
-  let sum = 0;
-  for (const byte of h) sum += byte;
-  h.write(octal(sum, 7) + ' ', 148, 'ascii');
-  return h;
-}
-
-export interface TarEntry {
-  name: string;
-  data: Buffer;
-  mode?: number;
-}
-
-/** A ustar archive of regular files (parent folders are implied), without the end-of-archive blocks. */
-function tarBody(entries: TarEntry[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const e of entries) {
-    parts.push(tarHeader(e.name, e.data.length, e.mode ?? 0o644, '0'), e.data);
-    const pad = (512 - (e.data.length % 512)) % 512;
-    if (pad) parts.push(Buffer.alloc(pad));
-  }
-  return Buffer.concat(parts);
-}
-
-export function tarFiles(entries: TarEntry[]): Buffer {
-  return Buffer.concat([tarBody(entries), Buffer.alloc(1024)]);
-}
 
 /** Relative path inside a context: no absolute paths, no `..`. */
 function contextPath(name: string, field: string): string {

@@ -1,6 +1,8 @@
 /** `faas run` and `faas sandbox` (the compiled CLI as a child process) against a real gateway and Docker. */
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import { createServer } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FaasClient } from '@faas/sdk';
@@ -75,6 +77,24 @@ describe('faas run', () => {
     const r = await faas(['run', '-e', 'A=1', '--env', 'B=two', '--workdir', '/tmp', '-i', '--', 'sh', '-c', 'echo "$A $B $(pwd)"; cat'], { input: 'piped' });
     expect(r.stdout).toBe('1 two /tmp\npiped');
     expect(r.code).toBe(0);
+  });
+
+  it('copies local files in with --file, keeping their permission bits, to their name or to DEST', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-cli-files-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'job.sh'), '#!/bin/sh\necho "job ran with $1"\n', { mode: 0o755 });
+      fs.writeFileSync(path.join(dir, 'data.csv'), 'a,b\n');
+      const r = await faas(['run', '-f', path.join(dir, 'job.sh'), '--file', `${path.join(dir, 'data.csv')}=/data/in.csv`, '--', 'sh', '-c', './job.sh x && cat /data/in.csv']);
+      expect(r).toMatchObject({ code: 0, stdout: 'job ran with x\na,b\n' });
+      const missing = await faas(['run', '-f', path.join(dir, 'nope'), '--', 'true']);
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toContain('no such file');
+      const folder = await faas(['run', '-f', dir, '--', 'true']);
+      expect(folder.code).toBe(2);
+      expect(folder.stderr).toContain('not a regular file');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('--json prints the result object', async () => {

@@ -8,7 +8,8 @@ import zlib from 'node:zlib';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.js';
-import { contextTar, fromImages, normalizeName, tarFiles } from '../../src/platform/templates.js';
+import { tarFiles } from '../../src/platform/tar-files.js';
+import { contextTar, fromImages, normalizeName } from '../../src/platform/templates.js';
 import { api, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });

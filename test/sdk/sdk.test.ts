@@ -51,6 +51,22 @@ describe('execute', () => {
     expect(result.stdout).toBe('hello /tmp\nfrom stdin');
   });
 
+  it('writes input files (text, bytes, with a mode) before the command, and checks them before sending', async () => {
+    const result = await client.execute({
+      command: 'cat a.txt; od -An -tx1 b.bin; ./run.sh',
+      files: { 'a.txt': 'text\n', 'b.bin': new Uint8Array([0, 255]), 'run.sh': { content: '#!/bin/sh\necho ran\n', mode: 0o755 } },
+    });
+    expect(result.stdout).toBe('text\n 00 ff\nran\n');
+    const err = await client.execute({ command: 'true', files: { '/': 'x' } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as ValidationError).field).toBe('files./');
+    const box = await sandbox();
+    expect((await box.exec({ command: 'cat in.txt', files: { 'in.txt': new TextEncoder().encode('bytes in') } })).stdout).toBe('bytes in');
+    const parent = await client.execute({ mode: 'checkpointed', command: 'echo p > /workspace/p' });
+    const forked = await client.fork({ parent: parent.snapshotId!, files: { 'f.txt': 'shared ' }, variants: [{ command: 'cat p f.txt' }] });
+    expect(forked.variants[0]).toMatchObject({ status: 'ok', result: { stdout: 'p\nshared ' } });
+  });
+
   it('streams output to the callbacks as it arrives and still returns the full result', async () => {
     const chunks: Array<[string, number]> = [];
     const errs: string[] = [];

@@ -18,6 +18,9 @@ export const LIMITS = {
   maxStdinBytes: 16 * 1024 * 1024,
   /** Output kept per stream in a REST answer; beyond it the stream is cut and `*_truncated` is true. */
   outputCapBytes: 16 * 1024 * 1024,
+  /** Input files of one request (`files`): how many, and their bytes in all (decoded). */
+  maxInputFiles: 1000,
+  maxInputFileBytes: 8 * 1024 * 1024,
   maxEnvEntries: 1024,
   maxArgvEntries: 4096,
   maxCommandBytes: 1024 * 1024,

@@ -40,13 +40,44 @@ const argvField = z
   .refine((argv) => argv[0] !== '', 'argv[0] must not be empty')
   .describe('Program and arguments, run without a shell.');
 
-/** What to run: exactly one of `command` and `argv`, plus its environment and limits in time. */
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const fileMode = z.number().int().min(0).max(0o7777).describe('Permission bits (default 0644), e.g. 493 for 0755.');
+/** One input file: its text, or `{ content | base64, mode? }`. */
+export const InputFile = z.union(
+  [
+    z.string(),
+    z.strictObject({ content: z.string(), mode: fileMode.optional() }),
+    z.strictObject({ base64: z.string().regex(BASE64, 'base64 must be standard base64 (A-Z a-z 0-9 + /, = padding)'), mode: fileMode.optional() }),
+  ],
+  { error: 'a file is its text, or an object { content } or { base64 }, with an optional mode' },
+);
+export type InputFile = z.infer<typeof InputFile>;
+
+/** Bytes of an input file once decoded. */
+export function inputFileBytes(file: InputFile): Buffer {
+  if (typeof file === 'string') return Buffer.from(file, 'utf8');
+  return 'base64' in file ? Buffer.from(file.base64, 'base64') : Buffer.from(file.content, 'utf8');
+}
+
+export const FilesField = z
+  .record(noNul(z.string().min(1, 'file paths must not be empty').max(4096), 'file paths').refine((p) => !p.endsWith('/'), 'a file path must not end with "/"'), InputFile, {
+    error: (issue) => (issue.code === 'invalid_key' ? issue.issues?.[0]?.message : undefined),
+  })
+  .refine((files) => Object.keys(files).length <= LIMITS.maxInputFiles, `at most ${LIMITS.maxInputFiles} files`)
+  .refine(
+    (files) => Object.values(files).reduce((n, f) => n + inputFileBytes(f).length, 0) <= LIMITS.maxInputFileBytes,
+    `the files may hold at most ${LIMITS.maxInputFileBytes / 1024 / 1024} MiB in all; put bigger inputs in an image or a snapshot`,
+  )
+  .describe('Files written before the command runs: path (absolute, or relative to working_dir) → text, or { content | base64, mode }.');
+
+/** What to run: exactly one of `command` and `argv`, plus its environment, input files and limits in time. */
 export const ProcessFields = {
   command: commandField.optional(),
   argv: argvField.optional(),
   env: EnvField.optional(),
   working_dir: workingDirField.optional().describe('Directory to run in (default /workspace).'),
   stdin: z.string().max(LIMITS.maxStdinBytes).optional().describe('Sent to the process, then end of input.'),
+  files: FilesField.optional(),
   timeout_ms: z
     .number()
     .int()

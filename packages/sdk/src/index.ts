@@ -58,6 +58,7 @@ export {
   resultFromWire,
   sandboxInfoFromWire,
   type ProcessOptions,
+  type FileContent,
   type ResourceOptions,
   type OutputCallbacks,
   type ExecuteOptions,

@@ -2,7 +2,7 @@
 import { ForkRequest, type ForkResult as WireForkResult, type Snapshot as WireSnapshot } from '@faas/protocol';
 import { ValidationError } from './errors.js';
 import type { Transport } from './http.js';
-import { resultFromWire, validationErrorFrom, type ExecutionResult, type ProcessOptions, type ResourceOptions } from './wire.js';
+import { filesToWire, resultFromWire, validationErrorFrom, type ExecutionResult, type ProcessOptions, type ResourceOptions } from './wire.js';
 
 /** Forks wait for all their variants: give them room. */
 const FORK_TIMEOUT_MS = 10 * 60_000;
@@ -116,6 +116,7 @@ function processToWire(o: ProcessOptions): Record<string, unknown> {
   if (o.env !== undefined) wire.env = o.env;
   if (o.workingDir !== undefined) wire.working_dir = o.workingDir;
   if (o.stdin !== undefined) wire.stdin = o.stdin;
+  if (o.files !== undefined) wire.files = filesToWire(o.files);
   if (o.timeoutMs !== undefined) wire.timeout_ms = o.timeoutMs;
   return wire;
 }

@@ -31,8 +31,30 @@ export interface ProcessOptions {
   workingDir?: string;
   /** Sent to the process, then end of input. */
   stdin?: string;
+  /**
+   * Files written before the command runs: path (absolute, or relative to `workingDir`) → content (text or bytes),
+   * or `{ content, mode }` (mode e.g. `0o755`). At most 1000 files and 8 MiB in all.
+   */
+  files?: Record<string, FileContent>;
   /** Kill the whole process tree after this long (gateway default 30 000 ms). */
   timeoutMs?: number;
+}
+
+/** An input file: its text, its bytes, or either with permission bits (default 0644). */
+export type FileContent = string | Uint8Array | { content: string | Uint8Array; mode?: number };
+
+/** Input files in the wire form: text as is, bytes as base64. */
+export function filesToWire(files: Record<string, FileContent>): Record<string, unknown> {
+  if (files === null || typeof files !== 'object' || Array.isArray(files)) return files;
+  const wire: Record<string, unknown> = {};
+  for (const [name, file] of Object.entries(files)) {
+    const bytes = (c: unknown) => (c instanceof Uint8Array ? { base64: Buffer.from(c.buffer, c.byteOffset, c.byteLength).toString('base64') } : { content: c });
+    if (typeof file === 'string') wire[name] = file;
+    else if (file instanceof Uint8Array) wire[name] = bytes(file);
+    else if (file !== null && typeof file === 'object' && 'content' in file) wire[name] = { ...bytes(file.content), ...(file.mode !== undefined ? { mode: file.mode } : {}) };
+    else wire[name] = file; // the schema says what is wrong with it
+  }
+  return wire;
 }
 
 /** Kernel-enforced limits on the whole sandbox. */
@@ -165,6 +187,7 @@ export const OPTION_TO_WIRE = {
   env: 'env',
   workingDir: 'working_dir',
   stdin: 'stdin',
+  files: 'files',
   timeoutMs: 'timeout_ms',
   memoryMb: 'memory_mb',
   cpuCores: 'cpu_cores',
@@ -186,7 +209,7 @@ type OptionKey = keyof typeof OPTION_TO_WIRE;
 
 const WIRE_TO_OPTION: Record<string, string> = Object.fromEntries(Object.entries(OPTION_TO_WIRE).map(([k, v]) => [v, k]));
 
-const PROCESS_KEYS = ['command', 'argv', 'env', 'workingDir', 'stdin', 'timeoutMs'] as const satisfies readonly OptionKey[];
+const PROCESS_KEYS = ['command', 'argv', 'env', 'workingDir', 'stdin', 'files', 'timeoutMs'] as const satisfies readonly OptionKey[];
 const RESOURCE_KEYS = ['memoryMb', 'cpuCores', 'pidsLimit', 'network', 'readOnly'] as const satisfies readonly OptionKey[];
 const EXECUTE_KEYS: readonly OptionKey[] = [...PROCESS_KEYS, ...RESOURCE_KEYS, 'image', 'mode', 'checkpoint', 'cacheTtlS', 'cacheFailures'];
 const EXEC_KEYS: readonly OptionKey[] = PROCESS_KEYS;
@@ -236,7 +259,7 @@ function toWire<T>(options: object, allowed: readonly OptionKey[], schema: Schem
       throw new ValidationError('validation_error', `invalid ${what}: unknown option \`${key}\``, { field: key });
     }
     if (value === undefined) continue;
-    body[OPTION_TO_WIRE[key as OptionKey]] = value;
+    body[OPTION_TO_WIRE[key as OptionKey]] = key === 'files' ? filesToWire(value as Record<string, FileContent>) : value;
   }
   const parsed = schema.safeParse(body);
   if (!parsed.success) throw validationErrorFrom(parsed.error, what);

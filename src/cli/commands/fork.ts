@@ -1,7 +1,7 @@
 /** `faas fork PARENT -- COMMAND…` / `faas fork PARENT --variant CMD --variant CMD`: branched mode. */
 import type { ForkOptions } from '@faas/sdk';
 import { CliError, type Command } from '../command.js';
-import { CLIENT_OPTIONS, CLIENT_OPTIONS_HELP, clientFrom, envOption, numberOption, parseCommandLine, printJson, withErrors } from '../client-options.js';
+import { CLIENT_OPTIONS, CLIENT_OPTIONS_HELP, PROCESS_OPTIONS, clientFrom, parseCommandLine, printJson, processOptionsFrom, withErrors } from '../client-options.js';
 
 const HELP = `Usage: faas fork PARENT [options] -- COMMAND...
        faas fork PARENT --variant 'CMD' [--variant 'CMD'...] [options]
@@ -15,6 +15,8 @@ Options:
   -e, --env K=V      environment variable for every variant (repeatable)
   -w, --workdir DIR  directory to run in
   --timeout MS       per-variant timeout
+  -f, --file LOCAL[=DEST]
+                     copy a local file into every variant before it runs (repeatable)
   --keep             keep each variant as a live sandbox
 ${CLIENT_OPTIONS_HELP}`;
 
@@ -24,9 +26,10 @@ export const command: Command = {
     const options = {
       ...CLIENT_OPTIONS,
       variant: { type: 'string', multiple: true },
-      env: { type: 'string', short: 'e', multiple: true },
-      workdir: { type: 'string', short: 'w' },
-      timeout: { type: 'string' },
+      env: PROCESS_OPTIONS.env,
+      workdir: PROCESS_OPTIONS.workdir,
+      timeout: PROCESS_OPTIONS.timeout,
+      file: PROCESS_OPTIONS.file,
       keep: { type: 'boolean' },
     } as const;
     const { values, positionals, rest } = parseCommandLine(args, options, 'run `faas fork --help` for usage');
@@ -40,14 +43,9 @@ export const command: Command = {
     const variants = values.variant ?? [];
     if (variants.length > 0 && words.length > 0) throw new CliError('give either --variant options or one command after --, not both');
     if (variants.length === 0 && words.length === 0) throw new CliError('nothing to run: add -- COMMAND or --variant CMD');
-    const opts: ForkOptions = { parent };
+    const opts: ForkOptions = { parent, ...(await processOptionsFrom(values)) };
     if (variants.length > 0) opts.variants = variants.map((command) => ({ command }));
     else opts.command = words.join(' ');
-    const env = envOption(values.env);
-    if (env) opts.env = env;
-    if (values.workdir !== undefined) opts.workingDir = values.workdir;
-    const timeoutMs = numberOption('timeout', values.timeout);
-    if (timeoutMs !== undefined) opts.timeoutMs = timeoutMs;
     if (values.keep) opts.keep = true;
     const client = clientFrom(values);
     const result = await withErrors(() => client.fork(opts));

@@ -1,7 +1,7 @@
 /** `faas run`: run one command in a fresh sandbox, its output live on this terminal, its exit code as ours. */
 import { executeRequestToWire, type ExecuteOptions, type ExecutionMode, type FaasClient, type OutputCallbacks } from '@faas/sdk';
 import { CliError, type Command } from '../command.js';
-import { CLIENT_OPTIONS, CLIENT_OPTIONS_HELP, PROCESS_OPTIONS, PROCESS_OPTIONS_HELP, RESOURCE_OPTIONS, RESOURCE_OPTIONS_HELP, clientFrom, envOption, exitCodeOf, numberOption, parseCommandLine, printJson, readStdin, reportOutcome, withErrors, resourceOptionsFrom } from '../client-options.js';
+import { CLIENT_OPTIONS, CLIENT_OPTIONS_HELP, PROCESS_OPTIONS, PROCESS_OPTIONS_HELP, RESOURCE_OPTIONS, RESOURCE_OPTIONS_HELP, clientFrom, exitCodeOf, parseCommandLine, printJson, processOptionsFrom, reportOutcome, withErrors, resourceOptionsFrom } from '../client-options.js';
 
 const HELP = `Usage: faas run [options] -- COMMAND [ARG...]
 
@@ -24,7 +24,8 @@ Output is then printed when the command ends rather than live.
 Examples:
   faas run -- echo hello
   faas run --image faas/python:3 --memory 256 -- python3 -c 'print(6*7)'
-  echo data | faas run -i -- wc -c`;
+  echo data | faas run -i -- wc -c
+  faas run --image faas/python:3 -f job.py -f data.csv=/data/in.csv -- python3 job.py`;
 
 const OPTIONS = { ...CLIENT_OPTIONS, ...PROCESS_OPTIONS, ...RESOURCE_OPTIONS, mode: { type: 'string' }, checkpoint: { type: 'string' } } as const;
 
@@ -44,12 +45,12 @@ export function commandArgv(positionals: string[], rest: string[] | undefined, s
  * sandbox id), so create the sandbox, then exec in it, and tell the user its id.
  */
 async function runPersistent(client: FaasClient, options: ExecuteOptions, live: OutputCallbacks): Promise<number> {
-  const { argv, env, workingDir, stdin, timeoutMs, image, memoryMb, cpuCores, pidsLimit, network, readOnly } = options;
+  const { argv, env, workingDir, stdin, files, timeoutMs, image, memoryMb, cpuCores, pidsLimit, network, readOnly } = options;
   // Validate everything before creating anything.
   executeRequestToWire(options);
   const sandbox = await client.containers.create({ image, memoryMb, cpuCores, pidsLimit, network, readOnly, env, workingDir });
   process.stderr.write(`faas run: sandbox ${sandbox.id} kept (remove it with \`faas sandbox rm ${sandbox.id}\`)\n`);
-  const result = await sandbox.exec({ argv, stdin, timeoutMs, ...live });
+  const result = await sandbox.exec({ argv, stdin, files, timeoutMs, ...live });
   reportOutcome(result, 'faas run');
   return exitCodeOf(result);
 }
@@ -71,13 +72,7 @@ export const command: Command = {
     if (values.mode !== undefined) options.mode = values.mode as ExecutionMode;
     if (values.checkpoint !== undefined) options.checkpoint = values.checkpoint;
     if (values.image !== undefined) options.image = values.image;
-    const env = envOption(values.env);
-    if (env) options.env = env;
-    if (values.workdir !== undefined) options.workingDir = values.workdir;
-    const timeoutMs = numberOption('timeout', values.timeout);
-    if (timeoutMs !== undefined) options.timeoutMs = timeoutMs;
-    Object.assign(options, resourceOptionsFrom(values));
-    if (values.stdin) options.stdin = await readStdin();
+    Object.assign(options, resourceOptionsFrom(values), await processOptionsFrom(values));
 
     return withErrors(async () => {
       if (values.json) {

@@ -1,7 +1,7 @@
 /** `faas sandbox`: create, list, inspect, run commands in, stop, resume and delete persistent sandboxes. */
 import type { CreateSandboxOptions, ExecOptions, FaasClient, Sandbox, SandboxInfo } from '@faas/sdk';
 import { CliError, type Command } from '../command.js';
-import { CLIENT_OPTIONS, CLIENT_OPTIONS_HELP, PROCESS_OPTIONS, PROCESS_OPTIONS_HELP, RESOURCE_OPTIONS, RESOURCE_OPTIONS_HELP, clientFrom, envOption, exitCodeOf, numberOption, parseCommandLine, printJson, readStdin, reportOutcome, table, withErrors, printHelp, subcommands, resourceOptionsFrom } from '../client-options.js';
+import { CLIENT_OPTIONS, CLIENT_OPTIONS_HELP, PROCESS_OPTIONS, PROCESS_OPTIONS_HELP, RESOURCE_OPTIONS, RESOURCE_OPTIONS_HELP, clientFrom, envOption, exitCodeOf, numberOption, parseCommandLine, printJson, processOptionsFrom, reportOutcome, table, withErrors, printHelp, subcommands, resourceOptionsFrom } from '../client-options.js';
 import { commandArgv } from './run.js';
 
 const HELP = `Usage: faas sandbox <subcommand> [options]
@@ -118,13 +118,7 @@ async function exec(args: string[]): Promise<number> {
   if (id === undefined) throw new CliError('missing the sandbox ID: faas sandbox exec ID -- COMMAND...');
   const argv = commandArgv(positionals, rest, 1);
   const client = clientFrom(values);
-  const opts: ExecOptions = { argv };
-  const env = envOption(values.env);
-  if (env) opts.env = env;
-  if (values.workdir !== undefined) opts.workingDir = values.workdir;
-  const timeoutMs = numberOption('timeout', values.timeout);
-  if (timeoutMs !== undefined) opts.timeoutMs = timeoutMs;
-  if (values.stdin) opts.stdin = await readStdin();
+  const opts: ExecOptions = { argv, ...(await processOptionsFrom(values)) };
   return withErrors(async () => {
     if (values.json) {
       const result = await client.containers.exec(id, opts);
