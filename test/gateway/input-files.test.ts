@@ -99,6 +99,13 @@ describe('input files', () => {
     });
   }
 
+  it('answers 413 naming the size the route accepts for a body larger than that', async () => {
+    const res = await execute({ command: 'true', stdin: 'x'.repeat(40 * 1024 * 1024) });
+    expect(res.status).toBe(413);
+    expect(res.body).toMatchObject({ error: 'payload_too_large' });
+    expect(res.body.message).toMatch(/larger than the \d+(\.\d)? MiB this route accepts/);
+  });
+
   it('answers 400 when the files hold more than the limit in all', async () => {
     const big = 'x'.repeat(3 * 1024 * 1024);
     const res = await execute({ command: 'true', files: { a: big, b: big, c: big } });
