@@ -35,15 +35,32 @@ import {
   ForkRequest,
   ForkResult,
   CacheClearResult,
+  FILE_MODE_HEADER,
+  FileReadQuery,
+  FileWriteQuery,
+  FileWritten,
+  LIMITS,
 } from '@faas/protocol';
 import { z } from 'zod';
 
 interface Operation {
-  method: 'get' | 'post' | 'put' | 'delete';
+  method: 'get' | 'head' | 'post' | 'put' | 'delete';
   path: string;
   summary: string;
   body?: z.ZodType;
-  ok: { status: number; schema?: z.ZodType; description: string };
+  /** Query parameters (each string field of the object is one). */
+  query?: z.ZodObject;
+  /** A body of raw bytes instead of JSON. */
+  rawBody?: { description: string };
+  ok: {
+    status: number;
+    schema?: z.ZodType;
+    description: string;
+    /** An answer of raw bytes (`application/octet-stream`), with these headers. */
+    raw?: { headers: Record<string, string> };
+    /** Another success status with the same content (a PUT that created rather than replaced). */
+    also?: { status: number; description: string };
+  };
   ndjson?: boolean;
   errors: Array<keyof typeof ERROR_CODES>;
 }
@@ -177,7 +194,37 @@ export const OPERATIONS: Operation[] = [
   { method: 'delete', path: '/api/v1/cache/{key}', summary: 'Drop one cached result.', ok: { status: 204, description: 'Gone.' }, errors: ['not_found', 'validation_error', ...common] },
   { method: 'delete', path: '/api/v1/cache', summary: 'Drop all cached results of the caller, or those of one image (`?image=`, tag or id).', ok: { status: 200, schema: CacheClearResult, description: 'How many were dropped.' }, errors: ['validation_error', ...common] },
   { method: 'get', path: '/api/v1/openapi.json', summary: 'This document.', ok: { status: 200, description: 'OpenAPI 3.1.' }, errors: [] },
+  {
+    method: 'get',
+    path: '/api/v1/containers/{id}/files',
+    summary:
+      "Read a regular file of a sandbox, running or stopped: its raw bytes, streamed. `path` is absolute or relative to the sandbox's working directory; a directory, symlink or other special file is a 409 saying what it is.",
+    query: FileReadQuery,
+    ok: { status: 200, description: 'The file.', raw: { headers: fileHeaders() } },
+    errors: ['validation_error', 'not_found', 'conflict', ...common],
+  },
+  {
+    method: 'head',
+    path: '/api/v1/containers/{id}/files',
+    summary: 'Like GET, without the content: the size (`content-length`) and permission bits of a file.',
+    query: FileReadQuery,
+    ok: { status: 200, description: 'The file is there.', raw: { headers: fileHeaders() } },
+    errors: ['validation_error', 'not_found', 'conflict', ...common],
+  },
+  {
+    method: 'put',
+    path: '/api/v1/containers/{id}/files',
+    summary: `Write (create or replace) a regular file in a running sandbox from the raw body (any Content-Type; at most ${LIMITS.maxFileWriteBytes / 1024 / 1024} MiB), making parent folders; owned by root, \`mode\` default 0644. A directory or symlink at the path is a 409.`,
+    query: FileWriteQuery,
+    rawBody: { description: "The file's bytes." },
+    ok: { status: 200, schema: FileWritten, description: 'Replaced an existing file.', also: { status: 201, description: 'Created the file.' } },
+    errors: ['validation_error', 'not_found', 'conflict', 'payload_too_large', ...common],
+  },
 ];
+
+function fileHeaders(): Record<string, string> {
+  return { 'content-length': 'The size of the file in bytes.', [FILE_MODE_HEADER]: 'Its permission bits as four octal digits, e.g. `0644`.' };
+}
 
 const jsonSchema = (schema: z.ZodType, io: 'input' | 'output') => z.toJSONSchema(schema, { io, unrepresentable: 'any' });
 
@@ -187,9 +234,16 @@ export function openApiDocument(): object {
   if (cached) return cached;
   const paths: Record<string, Record<string, unknown>> = {};
   for (const op of OPERATIONS) {
+    const raw = op.ok.raw;
     const responses: Record<string, unknown> = {
       [op.ok.status]: {
         description: op.ok.description,
+        ...(raw
+          ? {
+              headers: Object.fromEntries(Object.entries(raw.headers).map(([name, description]) => [name, { description, schema: { type: 'string' } }])),
+              ...(op.method === 'head' ? {} : { content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } }),
+            }
+          : {}),
         ...(op.ok.schema
           ? {
               content: {
@@ -200,17 +254,25 @@ export function openApiDocument(): object {
           : {}),
       },
     };
+    if (op.ok.also) responses[op.ok.also.status] = { ...(responses[op.ok.status] as object), description: op.ok.also.description };
     for (const code of op.errors) {
       const status = String(ERROR_CODES[code].status);
       const existing = responses[status] as { description: string } | undefined;
       const description = `${existing ? `${existing.description} ` : ''}\`${code}\`: ${ERROR_CODES[code].when}`;
       responses[status] = { description, content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorBody' } } } };
     }
-    const params = [...op.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+    const params: object[] = [...op.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+    if (op.query) {
+      const query = jsonSchema(op.query, 'input') as { properties?: Record<string, { description?: string }>; required?: string[] };
+      for (const [name, schema] of Object.entries(query.properties ?? {})) {
+        params.push({ name, in: 'query', required: query.required?.includes(name) ?? false, ...(schema.description ? { description: schema.description } : {}), schema });
+      }
+    }
     (paths[op.path] ??= {})[op.method] = {
       summary: op.summary,
       ...(params.length ? { parameters: params } : {}),
       ...(op.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(op.body, 'input') } } } } : {}),
+      ...(op.rawBody ? { requestBody: { required: false, description: op.rawBody.description, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } } } : {}),
       responses,
     };
   }

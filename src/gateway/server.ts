@@ -13,6 +13,7 @@ import { OPERATIONS } from './openapi.js';
 import { cacheRoutes } from './routes/caches.js';
 import { containerRoutes } from './routes/containers.js';
 import { executeRoutes } from './routes/execute.js';
+import { fileRoutes } from './routes/files.js';
 import { imageRoutes } from './routes/images.js';
 import { operationRoutes } from './routes/operations.js';
 import { poolRoutes } from './routes/pools.js';
@@ -56,6 +57,7 @@ export async function buildGateway(platform: Platform, auth: AuthSettings): Prom
   });
   executeRoutes(app, platform);
   containerRoutes(app, platform);
+  fileRoutes(app, platform);
   streamRoutes(app, platform);
   poolRoutes(app, platform);
   tenantRoutes(app, platform);
@@ -72,7 +74,7 @@ export async function buildGateway(platform: Platform, auth: AuthSettings): Prom
  * request of each kind.
  */
 function compileRequestSchemas(): void {
-  for (const schema of [...OPERATIONS.map((op) => op.body), StreamCommand]) schema?.safeParse({});
+  for (const schema of [...OPERATIONS.flatMap((op) => [op.body, op.query]), StreamCommand]) schema?.safeParse({});
 }
 
 export interface RunningGateway {

@@ -3,18 +3,22 @@
  * fan-out of everything that happens inside to any number of watchers (WebSocket clients).
  */
 import { EventEmitter } from 'node:events';
+import path from 'node:path';
+import { Readable } from 'node:stream';
 import {
   type Container,
   type ContainerExecRequest,
   type CreateContainerRequest,
   DEFAULT_IMAGE,
   DEFAULT_WORKING_DIR,
+  type FileWritten,
   LIMITS,
+  fileModeText,
   type SandboxState,
   type StreamEvent,
 } from '@faas/protocol';
 import { FaasError, errorMessage, notFound } from '../errors.js';
-import type { ProcessHandle, Runtime, SandboxFileEvent, SandboxProcessEvent, VolumeMount } from '../runtimes/runtime.js';
+import type { ProcessHandle, Runtime, SandboxFileEvent, SandboxPathStat, SandboxProcessEvent, VolumeMount } from '../runtimes/runtime.js';
 import { resolveImageFor } from './image-access.js';
 import { newId, nowIso } from './ids.js';
 import type { PlatformMetrics } from './metrics.js';
@@ -23,6 +27,7 @@ import { QuotaGuard } from './quotas.js';
 import { type InputFiles, inputFilesArchive, writeInputFiles } from './input-files.js';
 import { type ProcessOutcome, runProcess } from './run-process.js';
 import type { PlatformStore, SandboxRecord } from './store.js';
+import { tarParts } from './tar-files.js';
 
 export type VolumesFor = (tenant: string) => Promise<VolumeMount[]>;
 
@@ -48,6 +53,16 @@ export interface RunningExec {
 }
 
 type Listener = (event: StreamEvent) => void;
+
+/** A regular file being read out of a sandbox: `content` streams its `size` bytes. */
+export interface SandboxFile {
+  /** The absolute path read. */
+  path: string;
+  size: number;
+  /** Permission bits (setuid, setgid and sticky included). */
+  mode: number;
+  content: Readable;
+}
 
 interface LiveState {
   hub: EventEmitter;
@@ -86,6 +101,8 @@ export class SandboxService {
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly lastActive = new Map<string, number>();
   private readonly lastWritten = new Map<string, number>();
+  /** File reads and writes under way per sandbox: activity, like a running exec. */
+  private readonly transfers = new Map<string, number>();
   private closed = false;
 
   constructor(
@@ -384,6 +401,112 @@ export class SandboxService {
     return { ...(await running.done), execId: running.execId };
   }
 
+  /**
+   * Streams a regular file out of a sandbox, running or stopped (`asked`: absolute, or relative to its working
+   * directory). Anything else there is an error naming what it is.
+   */
+  async readFile(tenant: string, id: string, asked: string): Promise<SandboxFile> {
+    this.assertOwner(tenant, id);
+    const record = this.record(id);
+    if (record.status === 'lost') throw new FaasError('conflict', `sandbox ${id} is lost (its container is gone from the engine), and its files with it; delete it`);
+    const target = this.filePath(record, asked);
+    if (record.limits.read_only && this.onTmpfs(record, target)) {
+      throw new FaasError(
+        'conflict',
+        `${target} is on a tmpfs of read-only sandbox ${id} (its /tmp and working directory), which the engine's archive API cannot see; read it with an exec of cat`,
+      );
+    }
+    const done = this.transferStarted(id);
+    try {
+      const read = await this.runtime.readFile(id, target);
+      if (read.type !== 'file') throw this.notAFile(id, target, read, 'read');
+      read.content.once('close', done);
+      return { path: target, size: read.size, mode: read.mode, content: read.content };
+    } catch (err) {
+      done();
+      throw err;
+    }
+  }
+
+  /**
+   * Writes (creates or replaces) one regular file in a running sandbox, making its parent folders (owned by root,
+   * like the file). A directory, symlink or other special file at the path is left alone (409).
+   */
+  async writeFile(tenant: string, id: string, asked: string, data: Buffer, mode = 0o644): Promise<{ created: boolean; file: FileWritten }> {
+    this.assertOwner(tenant, id);
+    const record = this.requireRunning(id);
+    const target = this.filePath(record, asked);
+    if (record.limits.read_only) {
+      throw new FaasError(
+        'conflict',
+        `sandbox ${id} has a read-only root filesystem, and its writable folders (/tmp and its working directory) are tmpfs mounts the engine's archive API cannot reach; write files there with an exec`,
+      );
+    }
+    let archive: Buffer[];
+    try {
+      archive = tarParts([{ name: target.slice(1), data, mode }]);
+    } catch (err) {
+      if (err instanceof FaasError) throw new FaasError(err.code, err.message, 'path');
+      throw err;
+    }
+    const done = this.transferStarted(id);
+    try {
+      const there = await this.runtime.statPath(id, target);
+      if (there.type === 'directory' || there.type === 'symlink' || there.type === 'other') throw this.notAFile(id, target, there, 'write');
+      await this.runtime.writeFiles(id, Readable.from(archive));
+      return { created: there.type !== 'file', file: { path: target, size: data.length, mode: fileModeText(mode) } };
+    } finally {
+      done();
+    }
+  }
+
+  /** The absolute path a files call means: relative paths are taken from the sandbox's working directory. */
+  private filePath(record: SandboxRecord, asked: string): string {
+    const target = path.posix.resolve(record.workingDir, asked);
+    if (target === '/') throw new FaasError('validation_error', `path "${asked}" names the root folder, not a file`, 'path');
+    return target;
+  }
+
+  /** A read-only sandbox's /tmp and working directory are tmpfs mounts: the engine's archives do not see into them. */
+  private onTmpfs(record: SandboxRecord, target: string): boolean {
+    return ['/tmp', record.workingDir].some((mount) => target === mount || target.startsWith(mount === '/' ? '/' : `${mount}/`));
+  }
+
+  private notAFile(id: string, target: string, there: Exclude<SandboxPathStat, { type: 'file' }>, doing: 'read' | 'write'): FaasError {
+    const where = `${target} in sandbox ${id}`;
+    switch (there.type) {
+      case 'missing':
+        return new FaasError('not_found', `no file at ${target} in sandbox ${id}${there.reason ? ` (${there.reason})` : ''}`);
+      case 'directory':
+        return new FaasError('conflict', doing === 'read' ? `${where} is a directory; list it with an exec of ls` : `${where} is a directory; name a file inside it`);
+      case 'symlink': {
+        const resolved = path.posix.resolve(path.posix.dirname(target), there.target);
+        const shown = resolved === there.target ? there.target : `${there.target} (${resolved})`;
+        return new FaasError('conflict', `${where} is a symbolic link to ${shown}; ${doing} ${resolved} instead`);
+      }
+      case 'other':
+        return new FaasError('conflict', `${where} is a ${there.kind}, not a regular file`);
+      case 'unknown':
+        return new FaasError('conflict', `the engine could not tell what is at ${where}`);
+    }
+  }
+
+  /** Counts a file transfer as activity while it lasts; returns the function that ends it. */
+  private transferStarted(id: string): () => void {
+    this.transfers.set(id, (this.transfers.get(id) ?? 0) + 1);
+    this.touch(id);
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      const left = (this.transfers.get(id) ?? 1) - 1;
+      if (left > 0) this.transfers.set(id, left);
+      else this.transfers.delete(id);
+      // A read cut by the sandbox's removal ends after it: nothing to record then.
+      if (this.store.sandboxTenant(id) !== null) this.touch(id);
+    };
+  }
+
   private findExec(id: string, execId: string | undefined) {
     const s = this.live.get(id);
     if (execId !== undefined) {
@@ -524,7 +647,7 @@ export class SandboxService {
       if (record.status !== 'running' || record.idleTimeoutS <= 0) continue;
       const s = this.live.get(record.id);
       // An open stream or a running command (other than the kept-alive main command) is activity.
-      const busy = s !== undefined && (s.watchers > 0 || [...s.execs.keys()].some((k) => k !== 'main'));
+      const busy = (s !== undefined && (s.watchers > 0 || [...s.execs.keys()].some((k) => k !== 'main'))) || this.transfers.has(record.id);
       if (busy) continue;
       if (now - Date.parse(record.lastActiveAt) < record.idleTimeoutS * 1000) continue;
       try {

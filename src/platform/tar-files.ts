@@ -44,18 +44,28 @@ export interface TarEntry {
   mode?: number;
 }
 
-/** A ustar archive of regular files (parent folders are implied), without the end-of-archive blocks. */
-export function tarBody(entries: TarEntry[]): Buffer {
+/** The pieces of a ustar archive of regular files, without the end-of-archive blocks; contents are not copied. */
+function tarPieces(entries: TarEntry[]): Buffer[] {
   const parts: Buffer[] = [];
   for (const e of entries) {
     parts.push(tarHeader(e.name, e.data.length, e.mode ?? 0o644, '0'), e.data);
     const pad = (512 - (e.data.length % 512)) % 512;
     if (pad) parts.push(Buffer.alloc(pad));
   }
-  return Buffer.concat(parts);
+  return parts;
+}
+
+/** A ustar archive of regular files (parent folders are implied), without the end-of-archive blocks. */
+export function tarBody(entries: TarEntry[]): Buffer {
+  return Buffer.concat(tarPieces(entries));
 }
 
 export function tarFiles(entries: TarEntry[]): Buffer {
   return Buffer.concat([tarBody(entries), Buffer.alloc(1024)]);
+}
+
+/** The whole archive as pieces to stream, without copying the contents (large files). */
+export function tarParts(entries: TarEntry[]): Buffer[] {
+  return [...tarPieces(entries), Buffer.alloc(1024)];
 }
 

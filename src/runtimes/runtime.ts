@@ -4,6 +4,7 @@
  * about modes, quotas, persistence and streaming to clients lives above it.
  */
 import type { EventEmitter } from 'node:events';
+import type { Readable } from 'node:stream';
 import type { NetworkMode } from '@faas/protocol';
 
 export interface SandboxLimits {
@@ -109,6 +110,25 @@ export interface FilesystemChanges {
   stats: { entries: number; contentBytes: number };
 }
 
+/**
+ * What is at a path of a sandbox. A final symbolic link is not followed; `missing` also covers a path through
+ * something that is not a folder (`reason` says so when known).
+ */
+export type SandboxPathStat =
+  | { type: 'file'; size: number; mode: number }
+  | { type: 'directory'; mode: number }
+  | { type: 'symlink'; target: string }
+  | { type: 'other'; kind: string }
+  | { type: 'missing'; reason?: string }
+  /** The engine could not say (e.g. a parent of the path is a file); a write then reports the reason. */
+  | { type: 'unknown' };
+
+/**
+ * A regular file being read out of a sandbox: `content` streams exactly `size` bytes. Read it to its end or
+ * destroy it: until then the engine may hold the sandbox (see DockerRuntime.readFile).
+ */
+export type SandboxFileRead = { type: 'file'; size: number; mode: number; content: Readable } | Exclude<SandboxPathStat, { type: 'file' }>;
+
 export interface Runtime {
   readonly name: string;
   /** Like resolveImage, but answered from memory while the engine reports image changes (no engine round trip). */
@@ -121,6 +141,15 @@ export interface Runtime {
   captureChanges<T>(id: string, consume: (changes: FilesystemChanges) => Promise<T>, opts?: { freeze?: boolean }): Promise<T>;
   /** Applies captured changes to a (fresh) sandbox of the same image: deletions, then the archive. */
   applyChanges(id: string, archive: NodeJS.ReadableStream, deletions: string[]): Promise<void>;
+  /** What is at `path` (absolute) in the sandbox, running or stopped. */
+  statPath(id: string, path: string): Promise<SandboxPathStat>;
+  /** Streams a regular file (absolute path) out of the sandbox, running or stopped; anything else is only described. */
+  readFile(id: string, path: string): Promise<SandboxFileRead>;
+  /**
+   * Extracts a tar of files (names relative to `/`, owners and modes from its headers) into a running sandbox:
+   * parent folders are made, existing files replaced. Waits while a capture holds the sandbox still.
+   */
+  writeFiles(id: string, archive: NodeJS.ReadableStream): Promise<void>;
   health(): Promise<RuntimeHealth>;
   /** Checks the image exists (trying a pull once when it does not); returns its immutable id. */
   resolveImage(image: string): Promise<string>;

@@ -7,3 +7,4 @@ export * from './pools.js';
 export * from './images.js';
 export * from './tenants.js';
 export * from './snapshots.js';
+export * from './files.js';

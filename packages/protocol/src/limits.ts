@@ -21,6 +21,8 @@ export const LIMITS = {
   /** Input files of one request (`files`): how many, and their bytes in all (decoded). */
   maxInputFiles: 1000,
   maxInputFileBytes: 8 * 1024 * 1024,
+  /** Largest file written with PUT /api/v1/containers/{id}/files (the route's body limit). Reads have no limit. */
+  maxFileWriteBytes: 64 * 1024 * 1024,
   maxEnvEntries: 1024,
   maxArgvEntries: 4096,
   maxCommandBytes: 1024 * 1024,

@@ -8,11 +8,23 @@ import path from 'node:path';
 import Docker from 'dockerode';
 import { AgentClient } from '../agent/index.js';
 import { FaasError, errorMessage } from '../../errors.js';
-import type { FilesystemChanges, ProcessHandle, ProcessSpec, Runtime, RuntimeHealth, SandboxEvents, SandboxInfo, SandboxSpec } from '../runtime.js';
+import type {
+  FilesystemChanges,
+  ProcessHandle,
+  ProcessSpec,
+  Runtime,
+  RuntimeHealth,
+  SandboxEvents,
+  SandboxFileRead,
+  SandboxInfo,
+  SandboxPathStat,
+  SandboxSpec,
+} from '../runtime.js';
 import { IN_SANDBOX, LABELS, buildContainerOptions, containerName } from './container-spec.js';
 import { checkImageName, engineError, isNotFound } from './engine-errors.js';
 import { type CapturedChanges, captureChanges } from './filesystem-diff.js';
 import { ImageIdMemo } from './image-ids.js';
+import { FILE_READ_STALL_MS, readFile, statPath, writeFiles } from './sandbox-files.js';
 
 /** How often a starting sandbox is checked for having exited while its agent is awaited. */
 const EXIT_POLL_MS = 250;
@@ -39,6 +51,8 @@ export interface DockerRuntimeOptions {
   agentTimeoutMs?: number;
   /** How long a pull of a missing image may take before it counts as failed. */
   pullTimeoutMs?: number;
+  /** How long a file being read may wait for its consumer before the read is abandoned (default 30 s). */
+  fileReadStallMs?: number;
 }
 
 export const BRIDGE_NETWORK = 'faas-isolated';
@@ -54,6 +68,8 @@ export class DockerRuntime implements Runtime {
   private readonly live = new Map<string, LiveSandbox>();
   /** Closed while a capture keeps a sandbox's files still: its execs wait. */
   private readonly execGates = new Map<string, Promise<void>>();
+  /** Files being read out of each sandbox, by how to cut them: the engine holds the sandbox while they last. */
+  private readonly fileReads = new Map<string, Set<(why: string) => void>>();
   private bridgeReady: Promise<void> | undefined;
 
   constructor(private readonly opts: DockerRuntimeOptions) {
@@ -286,6 +302,7 @@ export class DockerRuntime implements Runtime {
 
   async stop(id: string): Promise<void> {
     this.disconnect(id);
+    this.cutFileReads(id, `sandbox ${id} was stopped while the file was read`);
     try {
       // The agent ends its children on SIGTERM at once; the grace only covers a wedged sandbox.
       await this.docker.getContainer(containerName(id)).stop({ t: 5 });
@@ -297,6 +314,7 @@ export class DockerRuntime implements Runtime {
   }
 
   async resume(id: string): Promise<void> {
+    this.cutFileReads(id, `sandbox ${id} was resumed while the file was read`);
     try {
       await this.docker.getContainer(containerName(id)).start();
     } catch (err) {
@@ -315,6 +333,7 @@ export class DockerRuntime implements Runtime {
     const entry = this.live.get(id);
     this.live.delete(id);
     entry?.events.emit('down', new Error(`sandbox ${id} was removed`));
+    this.cutFileReads(id, `sandbox ${id} was removed while the file was read`);
     try {
       await this.docker.getContainer(containerName(id)).remove({ force: true, v: true });
     } catch (err) {
@@ -468,6 +487,38 @@ export class DockerRuntime implements Runtime {
     } catch (err) {
       throw engineError(err, this.where, `restoring files into sandbox ${id}`);
     }
+  }
+
+  async statPath(id: string, filePath: string): Promise<SandboxPathStat> {
+    return statPath(this.docker.getContainer(containerName(id)), filePath, this.where, id);
+  }
+
+  async readFile(id: string, filePath: string): Promise<SandboxFileRead> {
+    return readFile(this.docker.getContainer(containerName(id)), filePath, {
+      where: this.where,
+      sandbox: id,
+      stallMs: this.opts.fileReadStallMs ?? FILE_READ_STALL_MS,
+      track: (abort) => {
+        let reads = this.fileReads.get(id);
+        if (!reads) this.fileReads.set(id, (reads = new Set()));
+        reads.add(abort);
+        return () => {
+          reads.delete(abort);
+          if (reads.size === 0 && this.fileReads.get(id) === reads) this.fileReads.delete(id);
+        };
+      },
+    });
+  }
+
+  async writeFiles(id: string, archive: NodeJS.ReadableStream): Promise<void> {
+    // Like an exec, a write waits while a capture holds the sandbox's files still.
+    await this.execGateOpen(id);
+    await writeFiles(this.docker.getContainer(containerName(id)), archive, this.where, id);
+  }
+
+  /** Ends the file reads of a sandbox, whose engine lock would otherwise hold up a stop, resume or removal. */
+  private cutFileReads(id: string, why: string): void {
+    for (const abort of [...(this.fileReads.get(id) ?? [])]) abort(why);
   }
 
   async close(): Promise<void> {
