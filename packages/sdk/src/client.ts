@@ -1,10 +1,11 @@
 /** `FaasClient`: the REST calls of /api/v1, NDJSON streaming of executions, and the WebSocket stream. */
-import { LIMITS, type ExecutionMode, type StreamEvent } from '@faas/protocol';
+import { FILE_MODE_HEADER, FileWritten, LIMITS, type ExecutionMode, type StreamEvent } from '@faas/protocol';
 import { FaasError, ValidationError, errorFromWire } from './errors.js';
 import { Transport, readNdjsonBody, type Method } from './http.js';
 import { toStreamEvent } from './ndjson.js';
 import { SandboxStream, type StreamOptions } from './stream.js';
 import { Caches } from './caches.js';
+import { SandboxFiles, checkFilePath, fileToWrite, type FileInfo, type FileReadOptions, type FileStream, type FileWriteOptions } from './files.js';
 import { ResultCache, Snapshots, fork, type ForkOptions, type ForkResult, type Snapshot } from './snapshots.js';
 import { Images } from './images.js';
 import { Pools } from './pools.js';
@@ -15,6 +16,7 @@ import {
   executeRequestToWire,
   normalizeExecInput,
   resultFromStream,
+  parseAnswer,
   resultFromWire,
   sandboxInfoFromWire,
   sandboxListFromWire,
@@ -65,12 +67,15 @@ export class Sandbox implements SandboxInfo {
   stoppedReason!: string | null;
   /** Recent lifecycle events: filled by `containers.get(id)` and `refresh()`, absent from lists. */
   lifecycle?: LifecycleEvent[];
+  /** Its files: `read`, `readText`, `readStream`, `write`. */
+  readonly files!: SandboxFiles;
 
   constructor(
     private readonly client: FaasClient,
     info: SandboxInfo,
   ) {
     Object.defineProperty(this, 'client', { enumerable: false });
+    Object.defineProperty(this, 'files', { enumerable: false, value: new SandboxFiles(client.containers, info.id) });
     this.update(info);
   }
 
@@ -157,6 +162,48 @@ export class Containers {
     await this.transport.json('DELETE', path(id));
   }
 
+  /** The bytes of a file of the sandbox (running or stopped); `filePath` absolute or relative to its working directory. */
+  async readFile(id: string, filePath: string, options: FileReadOptions = {}): Promise<Uint8Array> {
+    const { response, timeoutMs } = await this.openFile(id, filePath, options);
+    return this.transport.readBytes(response, timeoutMs);
+  }
+  /** A file of the sandbox as UTF-8 text. */
+  async readFileText(id: string, filePath: string, options: FileReadOptions = {}): Promise<string> {
+    return Buffer.from(await this.readFile(id, filePath, options)).toString('utf8');
+  }
+  /** A file of the sandbox as a stream (its size and mode known first), for files too large to hold in memory. */
+  async readFileStream(id: string, filePath: string, options: FileReadOptions = {}): Promise<FileStream> {
+    const { response, file } = await this.openFile(id, filePath, options);
+    if (!response.body) throw new FaasError('invalid_response', 'the gateway answered a file read without a body');
+    return { ...file, stream: response.body };
+  }
+  /**
+   * Creates or replaces a file in a running sandbox (parent folders made, owned by root, `mode` default 0o644);
+   * text is written as UTF-8. At most 64 MiB.
+   */
+  async writeFile(id: string, filePath: string, data: string | Uint8Array, options: FileWriteOptions = {}): Promise<FileInfo> {
+    const checked = checkFilePath(filePath);
+    const { bytes, mode } = fileToWrite(data, options);
+    const query = `path=${encodeURIComponent(checked)}${mode === undefined ? '' : `&mode=${mode}`}`;
+    const answer = parseAnswer(FileWritten, await this.transport.json('PUT', `${path(id)}/files?${query}`, { bytes, ...timeoutOf(options) }), 'file write answer');
+    return { path: answer.path, size: answer.size, mode: parseInt(answer.mode, 8) };
+  }
+
+  private async openFile(id: string, filePath: string, options: FileReadOptions): Promise<{ response: Response; timeoutMs: number; file: { size: number; mode: number } }> {
+    const checked = checkFilePath(filePath);
+    const { response, timeoutMs } = await this.transport.send('GET', `${path(id)}/files?path=${encodeURIComponent(checked)}`, {
+      accept: 'application/octet-stream',
+      ...timeoutOf(options),
+    });
+    const size = Number(response.headers.get('content-length') ?? NaN);
+    const mode = parseInt(response.headers.get(FILE_MODE_HEADER) ?? '', 8);
+    if (!Number.isFinite(size) || !Number.isFinite(mode)) {
+      await response.body?.cancel().catch(() => undefined);
+      throw new FaasError('invalid_response', `the gateway answered a file read without its content-length or ${FILE_MODE_HEADER} header`, { status: response.status });
+    }
+    return { response, timeoutMs, file: { size, mode } };
+  }
+
   /** @internal */
   async getInfo(id: string): Promise<SandboxInfo> {
     return sandboxInfoFromWire(await this.transport.json('GET', path(id)));
@@ -169,6 +216,13 @@ export class Containers {
   async resumeInfo(id: string): Promise<SandboxInfo> {
     return sandboxInfoFromWire(await this.transport.json('POST', `${path(id)}/resume`));
   }
+}
+
+function timeoutOf(options: { timeoutMs?: number | undefined }): { timeoutMs?: number } {
+  const ms = options.timeoutMs;
+  if (ms === undefined) return {};
+  if (!Number.isInteger(ms) || ms < 1) throw new ValidationError('validation_error', 'invalid option `timeoutMs`: must be a positive integer', { field: 'timeoutMs' });
+  return { timeoutMs: ms };
 }
 
 function path(id: string): string {

@@ -21,7 +21,10 @@ export interface TransportOptions {
 }
 
 export interface RequestOptions {
+  /** Sent as JSON. */
   body?: unknown;
+  /** Sent as is, as `application/octet-stream` (instead of `body`). */
+  bytes?: Uint8Array;
   /** Overrides the default deadline. */
   timeoutMs?: number;
   /** Accept header (default application/json). */
@@ -88,8 +91,11 @@ export class Transport {
   async send(method: Method, path: string, opts: RequestOptions = {}): Promise<{ response: Response; timeoutMs: number }> {
     const timeoutMs = opts.timeoutMs ?? this.options.timeoutMs;
     const headers = this.headers({ accept: opts.accept ?? 'application/json' });
-    let payload: string | undefined;
-    if (opts.body !== undefined) {
+    let payload: string | Uint8Array | undefined;
+    if (opts.bytes !== undefined) {
+      headers['content-type'] = 'application/octet-stream';
+      payload = opts.bytes;
+    } else if (opts.body !== undefined) {
       headers['content-type'] = 'application/json';
       payload = JSON.stringify(opts.body);
     }
@@ -97,7 +103,7 @@ export class Transport {
       const canRetry = attempt < this.options.retries;
       let response: Response;
       try {
-        response = await fetch(this.url(path), { method, headers, body: payload, signal: AbortSignal.timeout(timeoutMs) });
+        response = await fetch(this.url(path), { method, headers, body: payload as BodyInit | undefined, signal: AbortSignal.timeout(timeoutMs) });
       } catch (err) {
         if (isTimeout(err)) throw this.timeoutError(timeoutMs);
         const { code, reason } = networkFailure(err);
@@ -132,6 +138,16 @@ export class Transport {
       throw new FaasError('invalid_response', `the gateway answered ${method} ${path} with something that is not JSON`, {
         status: response.status,
       });
+    }
+  }
+
+  /** The whole body as bytes, with read failures as the transport's typed errors. */
+  async readBytes(response: Response, timeoutMs: number): Promise<Uint8Array> {
+    try {
+      return new Uint8Array(await response.arrayBuffer());
+    } catch (err) {
+      if (isTimeout(err)) throw this.timeoutError(timeoutMs);
+      throw this.lostError(networkFailure(err).reason, err);
     }
   }
 

@@ -8,6 +8,7 @@ export { Pools } from './pools.js';
 export { Tenants } from './tenants.js';
 export { Images, DEFAULT_BUILD_TIMEOUT_MS, type BuildCallbacks } from './images.js';
 export { Caches } from './caches.js';
+export { SandboxFiles, type FileInfo, type FileReadOptions, type FileWriteOptions, type FileStream } from './files.js';
 export {
   Snapshots,
   ResultCache,
@@ -72,6 +73,7 @@ export {
 } from './wire.js';
 export { NdjsonDecoder, toStreamEvent } from './ndjson.js';
 export type {
+  FileWritten,
   StreamEvent,
   StreamEventOf,
   StreamCommand,
@@ -82,4 +84,4 @@ export type {
   ContainerStatus,
   ErrorCode,
 } from '@faas/protocol';
-export { ERROR_CODES, LIMITS, DEFAULT_IMAGE, DEFAULT_WORKING_DIR, EXECUTION_MODES } from '@faas/protocol';
+export { ERROR_CODES, LIMITS, DEFAULT_IMAGE, DEFAULT_WORKING_DIR, EXECUTION_MODES, FILE_MODE_HEADER } from '@faas/protocol';
