@@ -1,4 +1,5 @@
 /** `faas run` and `faas sandbox` (the compiled CLI as a child process) against a real gateway and Docker. */
+import crypto from 'node:crypto';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { createServer } from 'node:net';
@@ -238,5 +239,101 @@ describe('faas attach', () => {
     expect(err).toBe('');
     expect(out).toMatch(new RegExp(`stdout \\[${execId.slice(0, 12)}\\]: attached-line`));
     expect(out).toMatch(/exit \[.*\]: code 3/);
+  });
+});
+
+describe('faas sandbox cp', () => {
+  /** Like faas(), with stdout kept as bytes and stdin given as bytes. */
+  function faasBytes(args: string[], input?: Buffer): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [BIN, ...args], {
+        cwd: ROOT,
+        env: { ...process.env, FAAS_URL: gw.url },
+        stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      });
+      const out: Buffer[] = [];
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => out.push(d));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      if (input !== undefined) child.stdin?.end(input);
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr }));
+    });
+  }
+
+  it('copies files in (keeping their permission bits) and out (to a file, into a folder, or to stdout)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-cli-cp-'));
+    try {
+      const id = (await client.containers.create()).id;
+      sandboxes.push(id);
+      const bytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+      const local = path.join(dir, 'tool.bin');
+      fs.writeFileSync(local, bytes);
+      fs.chmodSync(local, 0o750);
+
+      const into = await faas(['sandbox', 'cp', local, `${id}:/opt/bin/tool.bin`]);
+      expect(into).toMatchObject({ code: 0, stdout: `${id}:/opt/bin/tool.bin\n`, stderr: '' });
+      // A PATH ending in "/" (or none at all) is a folder: the file keeps its name there.
+      expect((await faas(['sandbox', 'cp', local, `${id}:sub/`])).stdout).toBe(`${id}:/workspace/sub/tool.bin\n`);
+      expect(JSON.parse((await faas(['sandbox', 'cp', '--json', local, `${id}:`])).stdout)).toEqual({ path: '/workspace/tool.bin', size: 256, mode: 0o750 });
+      const inside = await client.containers.exec(id, 'stat -c %a /opt/bin/tool.bin sub/tool.bin tool.bin; md5sum < /opt/bin/tool.bin');
+      expect(inside.stdout).toBe(`750\n750\n750\n${crypto.createHash('md5').update(bytes).digest('hex')}  -\n`);
+
+      // Out to stdout, byte for byte.
+      const stdout = await faasBytes(['sandbox', 'cp', `${id}:/opt/bin/tool.bin`, '-']);
+      expect(stdout.code).toBe(0);
+      expect(stdout.stdout.equals(bytes)).toBe(true);
+      // Out to a new file (its mode within the umask) and into a folder.
+      const outFile = path.join(dir, 'copy.bin');
+      expect((await faas(['sandbox', 'cp', `${id}:tool.bin`, outFile])).stdout).toBe(`${outFile}\n`);
+      expect(fs.readFileSync(outFile).equals(bytes)).toBe(true);
+      expect(fs.statSync(outFile).mode & 0o777).toBe(0o750 & ~process.umask());
+      const sub = path.join(dir, 'sub');
+      fs.mkdirSync(sub);
+      expect((await faas(['sandbox', 'cp', `${id}:/opt/bin/tool.bin`, sub])).stdout).toBe(`${path.join(sub, 'tool.bin')}\n`);
+      expect(fs.readFileSync(path.join(sub, 'tool.bin')).equals(bytes)).toBe(true);
+
+      // In from stdin.
+      const piped = await faasBytes(['sandbox', 'cp', '-', `${id}:piped.bin`], bytes);
+      expect(piped.code).toBe(0);
+      expect(Buffer.from(await client.containers.readFile(id, 'piped.bin')).equals(bytes)).toBe(true);
+      // Nothing but the copies is left in the local folder (no partial files).
+      expect(fs.readdirSync(dir).sort()).toEqual(['copy.bin', 'sub', 'tool.bin']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('answers usage errors with exit 2 and failures with exit 1, in one line', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-cli-cp-'));
+    try {
+      const id = (await client.containers.create()).id;
+      sandboxes.push(id);
+      for (const args of [['sandbox', 'cp', 'only-one'], ['sandbox', 'cp', 'a', 'b'], ['sandbox', 'cp', `${id}:a`, `${id}:b`], ['sandbox', 'cp', `${id}:`, path.join(dir, 'x')]]) {
+        const r = await faas(args);
+        expect(r.code, args.join(' ')).toBe(2);
+        expect(r.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
+        expect(r.stderr).toMatch(/^faas sandbox: /);
+      }
+      const failures: Array<[string[], RegExp]> = [
+        [['sandbox', 'cp', `${id}:/nope`, path.join(dir, 'x')], new RegExp(`no file at /nope in sandbox ${id} \\(not_found\\)`)],
+        [['sandbox', 'cp', `${id}:/etc`, path.join(dir, 'x')], /is a directory; list it with an exec of ls \(conflict\)/],
+        [['sandbox', 'cp', path.join(dir, 'missing'), `${id}:x`], /missing: no such file/],
+        [['sandbox', 'cp', dir, `${id}:x`], /not a regular file/],
+        [['sandbox', 'cp', `${id}:/etc/hostname`, path.join(dir, 'no-folder', 'x')], /failed: no folder/],
+      ];
+      for (const [args, message] of failures) {
+        const r = await faas(args);
+        expect(r.code, args.join(' ')).toBe(1);
+        expect(r.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
+        expect(r.stderr, args.join(' ')).toMatch(message);
+      }
+      expect(fs.readdirSync(dir)).toEqual([]);
+      const help = await faas(['sandbox', 'cp', '--help']);
+      expect(help.code).toBe(0);
+      expect(help.stdout).toMatch(/^Usage: faas sandbox cp ID:PATH LOCAL/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

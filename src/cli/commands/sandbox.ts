@@ -1,5 +1,10 @@
-/** `faas sandbox`: create, list, inspect, run commands in, stop, resume and delete persistent sandboxes. */
-import type { CreateSandboxOptions, ExecOptions, FaasClient, Sandbox, SandboxInfo } from '@faas/sdk';
+/** `faas sandbox`: create, list, inspect, run commands in, copy files in and out of, stop, resume and delete persistent sandboxes. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { LIMITS, type CreateSandboxOptions, type ExecOptions, type FaasClient, type Sandbox, type SandboxInfo } from '@faas/sdk';
 import { CliError, type Command } from '../command.js';
 import { CLIENT_OPTIONS, CLIENT_OPTIONS_HELP, PROCESS_OPTIONS, PROCESS_OPTIONS_HELP, RESOURCE_OPTIONS, RESOURCE_OPTIONS_HELP, clientFrom, envOption, exitCodeOf, numberOption, parseCommandLine, printJson, processOptionsFrom, reportOutcome, table, withErrors, printHelp, subcommands, resourceOptionsFrom } from '../client-options.js';
 import { commandArgv } from './run.js';
@@ -13,6 +18,8 @@ Subcommands:
   ls | list                          list sandboxes
   get ID                             show one sandbox
   exec ID [options] -- COMMAND...    run a command in a sandbox, output live, its exit code as ours
+  cp ID:PATH LOCAL | cp LOCAL ID:PATH
+                                     copy a file out of a sandbox or into it (- is stdout or stdin)
   stop ID                            stop a sandbox (its files are kept)
   resume ID                          start a stopped sandbox again
   rm | delete ID...                  delete sandboxes
@@ -41,6 +48,24 @@ ours, and faas exits with its exit code (also with --json, which prints the resu
 
 Options:
 ${PROCESS_OPTIONS_HELP}
+${CLIENT_OPTIONS_HELP}`;
+
+const CP_HELP = `Usage: faas sandbox cp ID:PATH LOCAL
+       faas sandbox cp LOCAL ID:PATH
+
+Copies one regular file out of a sandbox (running or stopped) or into a running one. PATH is absolute or relative
+to the sandbox's working directory.
+
+  ID:PATH LOCAL  writes the file to LOCAL (replacing it), or into LOCAL under the file's name when LOCAL is a
+                 folder; the copy gets the sandbox file's permission bits (without setuid, setgid and sticky,
+                 within the umask). LOCAL - prints it on standard output.
+  LOCAL ID:PATH  writes LOCAL into the sandbox with LOCAL's permission bits, making parent folders (owned by
+                 root); at most ${LIMITS.maxFileWriteBytes / 1024 / 1024} MiB. A PATH ending in "/" (or ID: alone) is a folder: the file keeps its
+                 name there. LOCAL - reads standard input (mode 0644).
+
+A local path containing ":" must start with "./" or "/". Folders are not copied (use an exec of tar for them).
+
+Options:
 ${CLIENT_OPTIONS_HELP}`;
 
 const simpleHelp = (usage: string, what: string): string => `Usage: faas sandbox ${usage}\n\n${what}\n\nOptions:\n${CLIENT_OPTIONS_HELP}`;
@@ -135,6 +160,94 @@ async function exec(args: string[]): Promise<number> {
   });
 }
 
+/** How long one copy may take in all (the client's default deadline suits small requests, not big files). */
+const COPY_TIMEOUT_MS = 60 * 60 * 1000;
+
+/** `ID:PATH` (an ID has no "/"), or null for a local path. */
+function remoteOf(arg: string): { id: string; path: string } | null {
+  const match = /^([A-Za-z0-9][A-Za-z0-9_.-]*):(.*)$/s.exec(arg);
+  return match ? { id: match[1]!, path: match[2]! } : null;
+}
+
+async function cp(args: string[]): Promise<number> {
+  const { values, positionals, rest } = parseCommandLine(args, CLIENT_OPTIONS, 'run `faas sandbox cp --help` for usage');
+  if (values.help) return printHelp(CP_HELP);
+  const operands = [...positionals, ...(rest ?? [])];
+  if (operands.length !== 2) throw new CliError(`give a source and a destination, one of them ID:PATH: faas sandbox cp ID:PATH LOCAL, or faas sandbox cp LOCAL ID:PATH`);
+  const [from, to] = operands as [string, string];
+  const source = remoteOf(from);
+  const target = remoteOf(to);
+  if ((source === null) === (target === null)) {
+    throw new CliError(
+      source ? 'both sides name a sandbox; copy through a local file' : `neither "${from}" nor "${to}" names a sandbox file (ID:PATH; a local path with ":" starts with "./")`,
+    );
+  }
+  const client = clientFrom(values);
+  return source ? copyOut(client, source, to, values.json === true) : copyIn(client, from, target!, values.json === true);
+}
+
+async function copyOut(client: FaasClient, source: { id: string; path: string }, local: string, json: boolean): Promise<number> {
+  const file = await withErrors(() => client.containers.readFileStream(source.id, source.path, { timeoutMs: COPY_TIMEOUT_MS }));
+  const content = Readable.fromWeb(file.stream as WebReadableStream<Uint8Array>);
+  if (local === '-') {
+    await pipeline(content, process.stdout, { end: false }).catch((err: unknown) => {
+      throw new CliError(`reading ${source.id}:${source.path} failed: ${(err as Error).message}`, 1);
+    });
+    return 0;
+  }
+  let dest = local;
+  if (fs.statSync(local, { throwIfNoEntry: false })?.isDirectory()) dest = path.join(local, path.posix.basename(source.path));
+  // Written beside the destination and renamed at the end, so a failed copy leaves no half file under its name.
+  const partial = path.join(path.dirname(dest), `.${path.basename(dest)}.faas-cp-${process.pid}`);
+  try {
+    await pipeline(content, fs.createWriteStream(partial, { flags: 'wx', mode: file.mode & 0o777 }));
+    fs.renameSync(partial, dest);
+  } catch (err) {
+    content.destroy();
+    fs.rmSync(partial, { force: true });
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? `no folder ${path.dirname(dest)}` : code === 'EISDIR' ? `${dest} is a folder` : (err as Error).message;
+    throw new CliError(`copying ${source.id}:${source.path} to ${dest} failed: ${why}`, 1);
+  }
+  if (json) printJson({ from: `${source.id}:${source.path}`, to: dest, size: file.size, mode: file.mode });
+  else console.log(dest);
+  return 0;
+}
+
+async function copyIn(client: FaasClient, local: string, target: { id: string; path: string }, json: boolean): Promise<number> {
+  let data: Buffer;
+  let mode = 0o644;
+  if (local === '-') {
+    if (target.path === '' || target.path.endsWith('/')) throw new CliError('standard input has no name: give the file\'s PATH after ID:');
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of process.stdin) {
+      chunks.push(chunk as Buffer);
+      size += (chunk as Buffer).length;
+      if (size > LIMITS.maxFileWriteBytes) throw new CliError(`standard input holds more than the ${LIMITS.maxFileWriteBytes / 1024 / 1024} MiB a file write may carry`, 1);
+    }
+    data = Buffer.concat(chunks);
+  } else {
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(local);
+    } catch (err) {
+      throw new CliError(`${local}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, 1);
+    }
+    if (!stat.isFile()) throw new CliError(`${local}: not a regular file (copy folders with an exec of tar)`, 1);
+    if (stat.size > LIMITS.maxFileWriteBytes) {
+      throw new CliError(`${local} is ${(stat.size / 1024 / 1024).toFixed(1)} MiB, more than the ${LIMITS.maxFileWriteBytes / 1024 / 1024} MiB a file write may carry`, 1);
+    }
+    data = fs.readFileSync(local);
+    mode = stat.mode & 0o7777;
+  }
+  const remotePath = target.path === '' || target.path.endsWith('/') ? `${target.path}${path.basename(local)}` : target.path;
+  const written = await withErrors(() => client.containers.writeFile(target.id, remotePath, data, { mode, timeoutMs: COPY_TIMEOUT_MS }));
+  if (json) printJson(written);
+  else console.log(`${target.id}:${written.path}`);
+  return 0;
+}
+
 /** ls, get, stop, resume, rm: only the client options and ids. */
 async function simple(args: string[], sub: string): Promise<number> {
   const { values, positionals, rest } = parseCommandLine(args, CLIENT_OPTIONS, `run \`faas sandbox ${sub} --help\` for usage`);
@@ -194,11 +307,11 @@ async function simple(args: string[], sub: string): Promise<number> {
 }
 
 export const command: Command = {
-  summary: 'manage persistent sandboxes: create, ls, get, exec, stop, resume, rm',
+  summary: 'manage persistent sandboxes: create, ls, get, exec, cp, stop, resume, rm',
   run: subcommands(
     'sandbox',
     HELP,
-    { create, ls: simple, get: simple, exec, stop: simple, resume: simple, rm: simple },
+    { create, ls: simple, get: simple, exec, cp, stop: simple, resume: simple, rm: simple },
     ALIASES,
   ),
 };
