@@ -13,7 +13,7 @@ import { type SandboxService, type VolumesFor, shellArgv } from './sandboxes.js'
 import { QuotaGuard } from './quotas.js';
 import type { PlatformStore } from './store.js';
 import { type PoolShape, type WarmPools, limitsOf } from './warm-pool.js';
-import { inputFilesArchive, inputFilesDigest, writeInputFiles } from './input-files.js';
+import { READ_ONLY_FILES, inputFilesArchive, inputFilesDigest, writeInputFiles } from './input-files.js';
 import type { QuietTime } from './quiet-time.js';
 import { type CachedOutcome, ResultCache, cacheKey } from './result-cache.js';
 import type { SnapshotRecord, SnapshotService } from './snapshots.js';
@@ -108,6 +108,7 @@ export class Executor {
     if (req.checkpoint !== undefined && !SNAPSHOT_MODES.has(mode)) {
       throw new FaasError('validation_error', '`checkpoint` is for the "checkpointed" and "cached" modes', 'checkpoint');
     }
+    if (req.read_only && req.files) throw new FaasError('validation_error', READ_ONLY_FILES, 'files');
     return mode;
   }
 
@@ -428,7 +429,7 @@ export class Executor {
     const relay = onEvent && ((event: StreamEvent) => onEvent(event.type === 'exit' ? { ...event, container_id: container.id } : event));
     const outcome = await this.sandboxes.exec(
       container.id,
-      { command: req.command, argv: req.argv, stdin: req.stdin, timeout_ms: req.timeout_ms ?? LIMITS.defaultTimeoutMs },
+      { command: req.command, argv: req.argv, stdin: req.stdin, files: req.files, timeout_ms: req.timeout_ms ?? LIMITS.defaultTimeoutMs },
       relay,
       id,
     );

@@ -7,6 +7,7 @@
 import { type ExecuteRequest, type ExecuteResult, type ForkRequest, type ForkResult, type ForkVariantResult, LIMITS } from '@faas/protocol';
 import { FaasError, errorMessage } from '../errors.js';
 import { type Executor, toExecuteResult } from './executor.js';
+import { READ_ONLY_FILES } from './input-files.js';
 import type { SandboxService } from './sandboxes.js';
 import type { SnapshotRecord, SnapshotService } from './snapshots.js';
 
@@ -64,6 +65,7 @@ export class ForkService {
   }
 
   async fork(tenant: string, req: ForkRequest): Promise<ForkResult> {
+    if (req.read_only && (req.files || req.variants?.some((v) => v.files))) throw new FaasError('validation_error', READ_ONLY_FILES, 'files');
     const from = await this.parentSnapshot(tenant, req.parent);
     // A request naming another image than the parent's is refused before anything runs.
     await this.snapshots.imageFor(from, req.image);

@@ -24,7 +24,7 @@ import { newId, nowIso } from './ids.js';
 import type { PlatformMetrics } from './metrics.js';
 import type { QuietTime } from './quiet-time.js';
 import { QuotaGuard } from './quotas.js';
-import { type InputFiles, inputFilesArchive, writeInputFiles } from './input-files.js';
+import { type InputFiles, READ_ONLY_FILES, inputFilesArchive, refuseNonFiles, writeInputFiles } from './input-files.js';
 import { type ProcessOutcome, runProcess } from './run-process.js';
 import type { PlatformStore, SandboxRecord } from './store.js';
 import { tarParts } from './tar-files.js';
@@ -332,7 +332,13 @@ export class SandboxService {
     const s = this.state(id);
     const execId = spec.execId ?? newId('ex');
     if (s.execs.has(execId)) throw new FaasError('conflict', `exec id "${execId}" is already running in sandbox ${id}; pick another`, 'exec_id');
-    if (spec.files) await writeInputFiles(this.runtime, id, inputFilesArchive(spec.files, spec.workingDir ?? record.workingDir));
+    if (spec.files) {
+      const workingDir = spec.workingDir ?? record.workingDir;
+      const archive = inputFilesArchive(spec.files, workingDir);
+      if (record.limits.read_only) throw new FaasError('conflict', `sandbox ${id}: ${READ_ONLY_FILES}`, 'files');
+      await refuseNonFiles(this.runtime, id, spec.files, workingDir);
+      await writeInputFiles(this.runtime, id, archive);
+    }
     const handle = await this.runtime.exec(id, {
       argv: spec.argv,
       env: spec.env,

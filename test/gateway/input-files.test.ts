@@ -66,6 +66,37 @@ describe('input files', () => {
     }
   });
 
+  it('never replace a directory or symlink of a persistent sandbox, and are refused with read_only', async () => {
+    const box = await api(gw.url, 'POST', '/api/v1/containers', {});
+    try {
+      await api(gw.url, 'POST', `/api/v1/containers/${box.body.id}/exec`, { command: 'mkdir -p keep && echo precious > keep/data && ln -s keep link' });
+      for (const name of ['keep', 'link']) {
+        const res = await api(gw.url, 'POST', `/api/v1/containers/${box.body.id}/exec`, { command: 'true', files: { [name]: 'x', 'other.txt': 'y' } });
+        expect(res.status).toBe(409);
+        expect(res.body.message).toContain(`/workspace/${name}`);
+      }
+      const after = await api(gw.url, 'POST', `/api/v1/containers/${box.body.id}/exec`, { command: 'cat keep/data; test -L link && echo link; test -e other.txt || echo nothing-written' });
+      expect(after.body.stdout).toBe('precious\nlink\nnothing-written\n');
+    } finally {
+      await api(gw.url, 'DELETE', `/api/v1/containers/${box.body.id}`);
+    }
+    const ro = await execute({ command: 'true', read_only: true, files: { a: 'x' } });
+    expect(ro.status).toBe(400);
+    expect(ro.body).toMatchObject({ error: 'validation_error', field: 'files' });
+    const roBox = await api(gw.url, 'POST', '/api/v1/containers', { read_only: true });
+    try {
+      const res = await api(gw.url, 'POST', `/api/v1/containers/${roBox.body.id}/exec`, { command: 'true', files: { a: 'x' } });
+      expect(res.status).toBe(409);
+      expect(res.body.message).toContain('read_only');
+    } finally {
+      await api(gw.url, 'DELETE', `/api/v1/containers/${roBox.body.id}`);
+    }
+    // Persistent mode through execute writes them too.
+    const kept = await execute({ mode: 'persistent', command: 'cat in.txt', files: { 'in.txt': 'kept mode' } });
+    expect(kept.body.stdout).toBe('kept mode');
+    await api(gw.url, 'DELETE', `/api/v1/containers/${kept.body.container_id}`);
+  });
+
   it('go to every fork variant, each variant adding or replacing its own', async () => {
     const parent = await execute({ mode: 'checkpointed', command: 'echo base > /workspace/base' });
     const res = await api(gw.url, 'POST', '/api/v1/fork', {
