@@ -112,8 +112,8 @@ function coreError(e: { code: string; message: string }): CoreError {
   return err;
 }
 
-/** Jobs at or below this size run in the calling thread. */
-export const INLINE_BYTES = 64 * 1024;
+/** Jobs at or below this size run in the calling thread (the smallest chunks, 16 KiB, still go to a worker). */
+export const INLINE_BYTES = 16 * 1024;
 
 /** Size of the pooled transfer buffers: the largest chunk (1 MiB by default) fits. */
 const POOL_BUF = 1024 * 1024;
