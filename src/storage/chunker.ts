@@ -1,11 +1,11 @@
 /**
- * Content-defined chunking with FastCDC (Xia et al., USENIX ATC 2016): a Gear rolling hash and cut-point skipping
- * (no cut below the minimum size), with one mask for every position (normalization level 0). Normalized chunking
- * (a stricter mask before the average size, a looser one after it) narrows the size distribution, but a cut point
- * then depends on its distance from the chunk's start, so after a change the chunks re-align late: a 1 MiB change
- * in 64 MiB of random data added 4 MiB or more in 2 of 150 trials with level 2. With one mask a cut point depends
- * on content only, and a small minimum (16 KiB) rarely skips one: 0 of 1000 trials reached 4 MiB (max 3.7,
- * median 1.5).
+ * Content-defined chunking with FastCDC (Xia et al., USENIX ATC 2016): a Gear rolling hash, cut-point skipping
+ * (no cut below the minimum size) and normalized chunking at level 1 (a mask one bit stricter before the average
+ * size, one bit looser after it). Normalization narrows the size distribution, so a small edit rewrites a chunk of
+ * about the average size; but a cut point then depends on its distance from the chunk's start, so after a change
+ * the chunks can re-align late. Level 2 with a 64 KiB minimum (as first built) let a 1 MiB change in 64 MiB of
+ * random data add 4 MiB or more in 2 of 150 trials; level 1 with a 16 KiB minimum (an old cut point is rarely
+ * skipped) in none of 660 (see docs/storage.md).
  *
  * Pure: no I/O, no state beyond the streaming buffer of `StreamChunker` (and the scan window below). Boundaries
  * depend only on content, so an insertion or a change shifts at most the chunks that overlap it; the chunks after
@@ -20,10 +20,9 @@ export interface ChunkSizes {
 }
 
 /**
- * 16 KiB / 256 KiB / 1 MiB (chunks average ~270 KiB: the minimum plus 2^18 on average, capped at the maximum).
- * Each chunk costs one file, one SQLite row and one S3 object, so a 100 MiB input making ~380 chunks keeps that
- * overhead at a few percent of the put time, while a 1 MiB change still touches only ~1 MiB + the chunks at its
- * edges (~1.5 MiB); see docs/storage.md for the measurements.
+ * 16 KiB / 256 KiB / 1 MiB (chunks average ~280 KiB). Each chunk costs one file, one SQLite row and one S3
+ * object, so a 100 MiB input making ~360 chunks keeps that overhead at a few percent of the put time, while a
+ * 1 MiB change still touches only ~1 MiB + the chunks at its edges (~1.5 MiB); see docs/storage.md.
  */
 export const DEFAULT_CHUNK_SIZES: ChunkSizes = Object.freeze({ min: 16 * 1024, avg: 256 * 1024, max: 1024 * 1024 });
 
@@ -155,8 +154,9 @@ function memoryView(bytes: number): Uint8Array {
  * fewer than `max` bytes remain (a later cut point could still depend on bytes that have not arrived).
  */
 export function* chunkBoundaries(data: Uint8Array, sizes: ChunkSizes = DEFAULT_CHUNK_SIZES, final = true): Generator<number> {
-  // One mask before and after the average (the scan keeps its two-mask form).
-  const mask = highMask(Math.round(Math.log2(sizes.avg)));
+  const bits = Math.round(Math.log2(sizes.avg));
+  const maskS = highMask(bits + 1);
+  const maskL = highMask(bits - 1);
   const capacity = Math.max(WINDOW, sizes.max);
   const owner = {};
   let off = 0;
@@ -172,7 +172,7 @@ export function* chunkBoundaries(data: Uint8Array, sizes: ChunkSizes = DEFAULT_C
         memoryView(DATA + capacity).set(data.subarray(loaded.start, loaded.end), DATA);
       }
       const base = DATA - loaded.start; // memory address of data[x] is base + x
-      const cut = scan(base + from, base + off + Math.min(limit, sizes.avg), base + to, mask, mask);
+      const cut = scan(base + from, base + off + Math.min(limit, sizes.avg), base + to, maskS, maskL);
       if (cut >= 0) len = cut - base - off;
     }
     yield len;

@@ -35,18 +35,20 @@ describe('FastCDC chunker', () => {
   });
 
   it('boundaries never change (every chunk id of every stored blob depends on them)', () => {
-    // Pinned when the chunker went to one mask and a 16 KiB minimum; any change here breaks dedup against existing
-    // stores.
+    // Pinned when the chunker went to normalization level 1 and a 16 KiB minimum; any change here breaks dedup
+    // against existing stores.
     expect(chunkLengths(prng(4 * MiB, 7))).toEqual([
-      488584, 545754, 50954, 25776, 118680, 267786, 193909, 214745, 192673, 61348, 67487, 100706, 177313, 1048576, 415154, 224859,
+      305131, 268310, 416578, 44319, 50954, 144456, 267786, 408654, 288005, 311522, 272747, 1048576, 367266,
     ]);
     expect(chunkLengths(textLike(4 * MiB, 3))).toEqual([
-      1048576, 18424, 443133, 276518, 351910, 510996, 82506, 41969, 213667, 274434, 151210, 79823, 79472, 190860, 32855, 397951,
+      619343, 416965, 461541, 288802, 351910, 510996, 82506, 255636, 274434, 231033, 79472, 190860, 32855, 397951,
     ]);
-    expect(chunkLengths(prng(64 * 1024, 5), { min: 1024, avg: 4096, max: 16384 })).toEqual([6780, 2982, 3811, 2964, 10751, 6324, 2400, 5151, 5381, 1295, 1606, 7132, 8959]);
+    expect(chunkLengths(prng(64 * 1024, 5), { min: 1024, avg: 4096, max: 16384 })).toEqual([
+      4565, 2819, 2378, 3811, 5143, 5715, 2857, 6324, 3361, 5414, 4157, 1295, 1606, 4225, 2907, 5282, 3677,
+    ]);
     const many = chunkLengths(prng(64 * MiB, 1));
-    expect(many.length).toBe(244);
-    expect(sha256(Buffer.from(JSON.stringify(many)))).toBe('8c868dbee182b51df1463e060f35ddf4eacd0a2bedb20f710178bc5742b7697a');
+    expect(many.length).toBe(234);
+    expect(sha256(Buffer.from(JSON.stringify(many)))).toBe('fab086191f748d0ced974bc60d8c0f4962a4ea56310db3b91d24c0aaa0aaeca9');
   });
 
   it('interleaved splits (two puts at once share the scan memory) give the same boundaries', () => {
