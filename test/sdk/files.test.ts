@@ -1,29 +1,12 @@
-/** `sandbox.files` and `client.containers.readFile/writeFile` against a real gateway and engine. */
+/** `sandbox.files` and `ctx.client.containers.readFile/writeFile` against a real gateway and engine. */
 import crypto from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ConflictError, FaasClient, LIMITS, NotFoundError, ValidationError, type Sandbox } from '@faas/sdk';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { describe, expect, it } from 'vitest';
+import { ConflictError, LIMITS, NotFoundError, ValidationError } from '@faas/sdk';
+import { sdkTestContext } from '../helpers/sdk.js';
 
-let gw: TestGateway;
-let client: FaasClient;
-const created: Sandbox[] = [];
-
-beforeAll(async () => {
-  gw = await startTestGateway();
-  client = new FaasClient({ baseUrl: gw.url });
-});
-afterEach(async () => {
-  for (const s of created.splice(0)) await s.delete().catch(() => undefined);
-});
-afterAll(async () => {
-  await gw?.close();
-});
-
-async function sandbox(): Promise<Sandbox> {
-  const s = await client.containers.create();
-  created.push(s);
-  return s;
-}
+const ctx = sdkTestContext();
+const { created } = ctx;
+const sandbox = () => ctx.sandbox();
 
 describe('sandbox.files', () => {
   it('writes and reads text and bytes (all 256 values), with modes and relative paths', async () => {
@@ -37,9 +20,9 @@ describe('sandbox.files', () => {
     expect(Buffer.from(read).equals(Buffer.from(bytes))).toBe(true);
     expect((await box.exec('stat -c %a /opt/tool.bin; cat notes/hello.txt')).stdout).toBe('755\nhéllo\n');
     // The client-level calls are the same.
-    expect(await client.containers.readFileText(box.id, 'notes/hello.txt')).toBe('héllo\n');
-    await client.containers.writeFile(box.id, 'notes/hello.txt', 'replaced');
-    expect(Buffer.from(await client.containers.readFile(box.id, 'notes/hello.txt')).toString()).toBe('replaced');
+    expect(await ctx.client.containers.readFileText(box.id, 'notes/hello.txt')).toBe('héllo\n');
+    await ctx.client.containers.writeFile(box.id, 'notes/hello.txt', 'replaced');
+    expect(Buffer.from(await ctx.client.containers.readFile(box.id, 'notes/hello.txt')).toString()).toBe('replaced');
     // `files` is not one of the plain fields.
     expect(Object.keys(JSON.parse(JSON.stringify(box)))).not.toContain('files');
   });
@@ -63,7 +46,7 @@ describe('sandbox.files', () => {
     const dir = await box.files.read('/etc').catch((e: unknown) => e);
     expect(dir).toBeInstanceOf(ConflictError);
     expect((dir as ConflictError).message).toContain('is a directory');
-    expect(await client.containers.readFile('sb-0000000000000000', 'x').catch((e: unknown) => e)).toBeInstanceOf(NotFoundError);
+    expect(await ctx.client.containers.readFile('sb-0000000000000000', 'x').catch((e: unknown) => e)).toBeInstanceOf(NotFoundError);
 
     for (const [call, field] of [
       [() => box.files.read(''), 'path'],

@@ -1,28 +1,12 @@
 /** The SDK against a real gateway and the real Docker engine. */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ConflictError, ConnectionError, FaasClient, NotFoundError, ValidationError, type Sandbox, type StreamEvent } from '@faas/sdk';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { describe, expect, it } from 'vitest';
+import { ConflictError, ConnectionError, FaasClient, NotFoundError, ValidationError, type StreamEvent } from '@faas/sdk';
+import { startTestGateway } from '../helpers/gateway.js';
+import { sdkTestContext } from '../helpers/sdk.js';
 
-let gw: TestGateway;
-let client: FaasClient;
-const created: Sandbox[] = [];
-
-beforeAll(async () => {
-  gw = await startTestGateway();
-  client = new FaasClient({ baseUrl: gw.url });
-});
-afterEach(async () => {
-  for (const s of created.splice(0)) await s.delete().catch(() => undefined);
-});
-afterAll(async () => {
-  await gw?.close();
-});
-
-async function sandbox(): Promise<Sandbox> {
-  const s = await client.containers.create();
-  created.push(s);
-  return s;
-}
+const ctx = sdkTestContext();
+const { created } = ctx;
+const sandbox = () => ctx.sandbox();
 
 /** Collects a stream's events until the exit of `execId`. */
 async function untilExit(events: AsyncIterable<StreamEvent>, execId: string): Promise<{ out: string; code: number; all: StreamEvent[] }> {
@@ -39,31 +23,31 @@ async function untilExit(events: AsyncIterable<StreamEvent>, execId: string): Pr
 
 describe('execute', () => {
   it('returns stdout, stderr and the exit code', async () => {
-    const result = await client.execute({ command: 'echo out; echo err >&2; exit 3' });
+    const result = await ctx.client.execute({ command: 'echo out; echo err >&2; exit 3' });
     expect(result).toMatchObject({ exitCode: 3, stdout: 'out\n', stderr: 'err\n', timedOut: false, oomKilled: false, signal: null, mode: 'ephemeral' });
     expect(result.id).not.toBe('');
     expect(result.durationMs).toBeGreaterThan(0);
   });
 
   it('runs an argv with env, working dir and stdin', async () => {
-    const result = await client.execute({ argv: ['sh', '-c', 'echo "$GREETING $(pwd)"; cat'], env: { GREETING: 'hello' }, workingDir: '/tmp', stdin: 'from stdin' });
+    const result = await ctx.client.execute({ argv: ['sh', '-c', 'echo "$GREETING $(pwd)"; cat'], env: { GREETING: 'hello' }, workingDir: '/tmp', stdin: 'from stdin' });
     expect(result.exitCode).toBe(0);
     expect(result.stdout).toBe('hello /tmp\nfrom stdin');
   });
 
   it('writes input files (text, bytes, with a mode) before the command, and checks them before sending', async () => {
-    const result = await client.execute({
+    const result = await ctx.client.execute({
       command: 'cat a.txt; od -An -tx1 b.bin; ./run.sh',
       files: { 'a.txt': 'text\n', 'b.bin': new Uint8Array([0, 255]), 'run.sh': { content: '#!/bin/sh\necho ran\n', mode: 0o755 } },
     });
     expect(result.stdout).toBe('text\n 00 ff\nran\n');
-    const err = await client.execute({ command: 'true', files: { '/': 'x' } }).catch((e: unknown) => e);
+    const err = await ctx.client.execute({ command: 'true', files: { '/': 'x' } }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ValidationError);
     expect((err as ValidationError).field).toBe('files./');
     const box = await sandbox();
     expect((await box.exec({ command: 'cat in.txt', files: { 'in.txt': new TextEncoder().encode('bytes in') } })).stdout).toBe('bytes in');
-    const parent = await client.execute({ mode: 'checkpointed', command: 'echo p > /workspace/p' });
-    const forked = await client.fork({ parent: parent.snapshotId!, files: { 'f.txt': 'shared ' }, variants: [{ command: 'cat p f.txt' }] });
+    const parent = await ctx.client.execute({ mode: 'checkpointed', command: 'echo p > /workspace/p' });
+    const forked = await ctx.client.fork({ parent: parent.snapshotId!, files: { 'f.txt': 'shared ' }, variants: [{ command: 'cat p f.txt' }] });
     expect(forked.variants[0]).toMatchObject({ status: 'ok', result: { stdout: 'p\nshared ' } });
   });
 
@@ -71,7 +55,7 @@ describe('execute', () => {
     const chunks: Array<[string, number]> = [];
     const errs: string[] = [];
     const started = Date.now();
-    const result = await client.execute({
+    const result = await ctx.client.execute({
       command: 'echo one; sleep 1; echo two; echo bad >&2; exit 5',
       onStdout: (d) => chunks.push([d, Date.now() - started]),
       onStderr: (d) => errs.push(d),
@@ -86,27 +70,27 @@ describe('execute', () => {
   });
 
   it('keeps the sandbox in persistent mode and names it', async () => {
-    const result = await client.execute({ command: 'echo kept > /workspace/f', mode: 'persistent' });
+    const result = await ctx.client.execute({ command: 'echo kept > /workspace/f', mode: 'persistent' });
     expect(result.containerId).toBeDefined();
-    const box = await client.containers.get(result.containerId!);
+    const box = await ctx.client.containers.get(result.containerId!);
     created.push(box);
     expect((await box.exec('cat f')).stdout).toBe('kept\n');
   });
 
   it('reports a timeout', async () => {
-    const result = await client.execute({ command: 'sleep 5', timeoutMs: 500 });
+    const result = await ctx.client.execute({ command: 'sleep 5', timeoutMs: 500 });
     expect(result.timedOut).toBe(true);
     expect(result.exitCode).not.toBe(0);
   });
 
   it('maps gateway errors to typed errors', async () => {
-    await expect(client.execute({ command: 'true', mode: 'branched' })).rejects.toMatchObject({ name: 'ValidationError', code: 'mode_not_available', status: 400 });
-    await expect(client.execute({ command: 'true', image: 'faas/no-such-image:never' })).rejects.toBeInstanceOf(NotFoundError);
-    await expect(client.containers.get('no-such-sandbox')).rejects.toMatchObject({ name: 'NotFoundError', status: 404, code: 'not_found' });
+    await expect(ctx.client.execute({ command: 'true', mode: 'branched' })).rejects.toMatchObject({ name: 'ValidationError', code: 'mode_not_available', status: 400 });
+    await expect(ctx.client.execute({ command: 'true', image: 'faas/no-such-image:never' })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(ctx.client.containers.get('no-such-sandbox')).rejects.toMatchObject({ name: 'NotFoundError', status: 404, code: 'not_found' });
   });
 
   it('validates options before sending anything', async () => {
-    const err = await client.execute({ command: 'true', memoryMb: 1 }).catch((e: unknown) => e);
+    const err = await ctx.client.execute({ command: 'true', memoryMb: 1 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ValidationError);
     expect((err as ValidationError).field).toBe('memoryMb');
     expect((err as ValidationError).status).toBe(0);
@@ -123,8 +107,8 @@ describe('containers', () => {
     const s = await sandbox();
     expect(s.status).toBe('running');
     expect(s.workingDir).toBe('/workspace');
-    expect((await client.containers.get(s.id)).id).toBe(s.id);
-    expect((await client.containers.list()).map((x) => x.id)).toContain(s.id);
+    expect((await ctx.client.containers.get(s.id)).id).toBe(s.id);
+    expect((await ctx.client.containers.list()).map((x) => x.id)).toContain(s.id);
 
     const wrote = await s.exec('echo kept > file.txt; echo done');
     expect(wrote).toMatchObject({ exitCode: 0, stdout: 'done\n', containerId: s.id });
@@ -147,7 +131,7 @@ describe('containers', () => {
 
     await s.delete();
     created.splice(created.indexOf(s), 1);
-    await expect(client.containers.get(s.id)).rejects.toBeInstanceOf(NotFoundError);
+    await expect(ctx.client.containers.get(s.id)).rejects.toBeInstanceOf(NotFoundError);
   });
 });
 
@@ -167,7 +151,7 @@ describe('stream', () => {
 
   it('sends stdin to cat and answers get_state', async () => {
     const s = await sandbox();
-    const stream = await client.stream(s.id);
+    const stream = await ctx.client.stream(s.id);
     try {
       const execId = await stream.exec('cat');
       await stream.send({ type: 'stdin', data: 'hello cat\n', exec_id: execId, eof: true });
@@ -205,7 +189,7 @@ describe('stream', () => {
     const rest: StreamEvent[] = [];
     for await (const ev of stream) rest.push(ev);
     expect(stream.isClosed).toBe(true);
-    await expect(client.stream('no-such-sandbox')).rejects.toBeInstanceOf(NotFoundError);
+    await expect(ctx.client.stream('no-such-sandbox')).rejects.toBeInstanceOf(NotFoundError);
   });
 
   it('delivers heartbeats, which keep an idle-timeout stream alive', async () => {
