@@ -34,6 +34,7 @@ export interface PoolInfo {
   cpu_cores: number | null;
   pids_limit: number | null;
   network: NetworkMode;
+  read_only: boolean;
   /** How many ready sandboxes the pool aims to keep. */
   size: number;
   ready: number;
@@ -329,6 +330,7 @@ export class WarmPools {
       cpu_cores: p.shape.cpuCores ?? null,
       pids_limit: p.shape.pidsLimit ?? null,
       network: p.shape.network,
+      read_only: p.shape.readOnly === true,
       size: p.size,
       ready: p.ready.length,
       creating: p.creating,

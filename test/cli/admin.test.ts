@@ -161,12 +161,13 @@ describe('faas pools', () => {
     const warmed = await faas(['pools', 'prewarm', '--count', '1', '--memory', '96', '--read-only', '--json']);
     expect(warmed.code).toBe(0);
     const pool = JSON.parse(warmed.stdout);
-    expect(pool).toMatchObject({ image: 'faas/busybox:latest', memoryMb: 96, size: 1 });
+    expect(pool).toMatchObject({ image: 'faas/busybox:latest', memoryMb: 96, readOnly: true, size: 1 });
 
     const ls = await faas(['pools', 'ls']);
     expect(ls.code).toBe(0);
-    expect(ls.stdout).toMatch(/^IMAGE\s+LIMITS\s+SIZE\s+READY/);
-    expect(ls.stdout).toContain('mem=96');
+    expect(ls.stdout).toMatch(/^IMAGE\s+WORKDIR\s+LIMITS\s+SIZE\s+READY/);
+    // Pools that differ only by working directory or read-only root must not look alike.
+    expect(ls.stdout).toMatch(/faas\/busybox:latest\s+\/workspace\s+mem=96 cpus=- pids=- net=none read-only/);
     const listed = JSON.parse((await faas(['pools', 'ls', '--json'])).stdout) as Array<{ key: string; size: number }>;
     expect(listed.find((p) => p.key === pool.key)).toMatchObject({ size: 1 });
 

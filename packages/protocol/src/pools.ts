@@ -25,6 +25,7 @@ export const PoolInfo = z.object({
   cpu_cores: z.number().nullable(),
   pids_limit: z.number().nullable(),
   network: NetworkMode,
+  read_only: z.boolean(),
   size: z.number().describe('Ready sandboxes the pool aims to keep.'),
   ready: z.number(),
   creating: z.number(),

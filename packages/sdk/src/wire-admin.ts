@@ -51,6 +51,7 @@ export interface PoolInfo {
   cpuCores: number | null;
   pidsLimit: number | null;
   network: NetworkMode;
+  readOnly: boolean;
   /** Ready sandboxes the pool aims to keep. */
   size: number;
   ready: number;
@@ -253,6 +254,7 @@ function poolFrom(p: WirePoolInfo): PoolInfo {
     cpuCores: p.cpu_cores,
     pidsLimit: p.pids_limit,
     network: p.network,
+    readOnly: p.read_only,
     size: p.size,
     ready: p.ready,
     creating: p.creating,

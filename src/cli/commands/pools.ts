@@ -29,7 +29,7 @@ ${CLIENT_OPTIONS_HELP}`;
 const LS_HELP = `Usage: faas pools ls\n\nLists the warm pools: size, ready, in use, hits and misses (alias: list).\n\nOptions:\n${CLIENT_OPTIONS_HELP}`;
 
 function limits(p: PoolInfo): string {
-  const parts = [`mem=${p.memoryMb ?? '-'}`, `cpus=${p.cpuCores ?? '-'}`, `pids=${p.pidsLimit ?? '-'}`, `net=${p.network}`];
+  const parts = [`mem=${p.memoryMb ?? '-'}`, `cpus=${p.cpuCores ?? '-'}`, `pids=${p.pidsLimit ?? '-'}`, `net=${p.network}`, ...(p.readOnly ? ['read-only'] : [])];
   return parts.join(' ');
 }
 
@@ -68,8 +68,8 @@ async function ls(args: string[]): Promise<number> {
   else {
     console.log(
       table(
-        ['IMAGE', 'LIMITS', 'SIZE', 'READY', 'CREATING', 'IN USE', 'HITS', 'MISSES', 'ERROR'],
-        pools.map((p) => [p.image, limits(p), String(p.size), String(p.ready), String(p.creating), String(p.inUse), String(p.hits), String(p.misses), p.error ?? '-']),
+        ['IMAGE', 'WORKDIR', 'LIMITS', 'SIZE', 'READY', 'CREATING', 'IN USE', 'HITS', 'MISSES', 'ERROR'],
+        pools.map((p) => [p.image, p.workingDir, limits(p), String(p.size), String(p.ready), String(p.creating), String(p.inUse), String(p.hits), String(p.misses), p.error ?? '-']),
       ),
     );
   }

@@ -1,7 +1,7 @@
 /** `faas snapshot ls|show|rm`: snapshots of sandboxes. */
 import type { Snapshot } from '@faas/sdk';
 import { CliError, type Command } from '../command.js';
-import { CLIENT_OPTIONS, CLIENT_OPTIONS_HELP, clientFrom, parseCommandLine, printHelp, printJson, subcommands, table, withErrors } from '../client-options.js';
+import { CLIENT_OPTIONS, CLIENT_OPTIONS_HELP, clientFrom, formatBytes, parseCommandLine, printHelp, printJson, subcommands, table, withErrors } from '../client-options.js';
 
 const HELP = `Usage: faas snapshot <subcommand> [options]
 
@@ -13,10 +13,6 @@ Subcommands:
 Every subcommand accepts:
 ${CLIENT_OPTIONS_HELP}`;
 
-function mib(n: number): string {
-  return `${(n / 1048576).toFixed(2)} MiB`;
-}
-
 function describe(s: Snapshot): string {
   return [
     `id:        ${s.id}`,
@@ -25,7 +21,7 @@ function describe(s: Snapshot): string {
     `parent:    ${s.parent ?? '-'}`,
     `source:    ${s.source ?? '-'}`,
     `files:     ${s.files} (${s.deletions} deleted)`,
-    `size:      ${mib(s.sizeBytes)} of content, ${mib(s.logicalBytes)} archive, ${mib(s.storedBytes)} stored`,
+    `size:      ${formatBytes(s.sizeBytes)} of content, ${formatBytes(s.logicalBytes)} archive, ${formatBytes(s.storedBytes)} stored`,
     `created:   ${s.createdAt}`,
   ].join('\n');
 }
@@ -37,7 +33,7 @@ async function ls(args: string[]): Promise<number> {
   const list = await withErrors(() => clientFrom(values).snapshots.list());
   if (values.json) printJson(list);
   else if (list.length === 0) console.log('no snapshots');
-  else console.log(table(['ID', 'NAME', 'IMAGE', 'PARENT', 'SIZE', 'STORED', 'CREATED'], list.map((s) => [s.id, s.name ?? '-', s.image, s.parent ?? '-', mib(s.sizeBytes), mib(s.storedBytes), s.createdAt])));
+  else console.log(table(['ID', 'NAME', 'IMAGE', 'PARENT', 'SIZE', 'STORED', 'CREATED'], list.map((s) => [s.id, s.name ?? '-', s.image, s.parent ?? '-', formatBytes(s.sizeBytes), formatBytes(s.storedBytes), s.createdAt])));
   return 0;
 }
 

@@ -16,7 +16,7 @@ import {
   type CodecChoice,
   type StorageStats,
 } from '../../storage/index.js';
-import { subcommands } from '../client-options.js';
+import { formatBytes, subcommands } from '../client-options.js';
 import { CliError, type Command } from '../command.js';
 
 const COMMON = `  --data-dir D   data dir (env FAAS_DATA_DIR, default ./.faas)
@@ -131,31 +131,20 @@ export function parseDuration(text: string, flag: string): number {
   return Math.round(Number(m[1]) * mult);
 }
 
-function fmtBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(2)} ${units[i]}`;
-}
-
 function printStats(s: StorageStats): void {
   const rows: [string, string][] = [
     ['blobs', `${s.blobs} (${s.objects} objects, ${s.chunks} chunks, ${s.manifests} manifests)`],
-    ['logical_bytes', `${s.logical_bytes} (${fmtBytes(s.logical_bytes)})`],
-    ['unique_bytes', `${s.unique_bytes} (${fmtBytes(s.unique_bytes)})`],
-    ['stored_bytes', `${s.stored_bytes} (${fmtBytes(s.stored_bytes)})`],
+    ['logical_bytes', `${s.logical_bytes} (${formatBytes(s.logical_bytes)})`],
+    ['unique_bytes', `${s.unique_bytes} (${formatBytes(s.unique_bytes)})`],
+    ['stored_bytes', `${s.stored_bytes} (${formatBytes(s.stored_bytes)})`],
     ['dedup_ratio', String(s.dedup_ratio)],
     ['compression_ratio', String(s.compression_ratio)],
-    ['l1_bytes', `${s.l1_bytes} (${fmtBytes(s.l1_bytes)})${s.l1_max_bytes !== null ? ` of ${fmtBytes(s.l1_max_bytes)}` : ''}`],
-    ['l2', s.l2 ? `${s.l2} (${fmtBytes(s.l2_bytes)} replicated)` : 'not configured'],
+    ['l1_bytes', `${s.l1_bytes} (${formatBytes(s.l1_bytes)})${s.l1_max_bytes !== null ? ` of ${formatBytes(s.l1_max_bytes)}` : ''}`],
+    ['l2', s.l2 ? `${s.l2} (${formatBytes(s.l2_bytes)} replicated)` : 'not configured'],
     ['pending_replication', `${s.pending_replication}${s.failing_replication ? ` (${s.failing_replication} failing: ${s.last_replication_error})` : ''}`],
     ['refs', String(s.refs)],
   ];
-  for (const [codec, c] of Object.entries(s.by_codec)) rows.push([`codec ${codec}`, `${c.blobs} blobs, ${fmtBytes(c.logical_bytes)} → ${fmtBytes(c.stored_bytes)}`]);
+  for (const [codec, c] of Object.entries(s.by_codec)) rows.push([`codec ${codec}`, `${c.blobs} blobs, ${formatBytes(c.logical_bytes)} → ${formatBytes(c.stored_bytes)}`]);
   const w = Math.max(...rows.map((r) => r[0].length));
   for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${v}`);
 }
@@ -249,8 +238,8 @@ async function storageCommand(rest: string[], sub: string): Promise<number> {
         const ref = values.ref === undefined ? 'cli' : (values.ref as string);
         const r = await store.put(input, { codec, chunked: values['no-chunk'] ? false : 'auto', ...(ref ? { ref } : {}) });
         process.stderr.write(
-          `stored ${fmtBytes(r.size)} as ${r.chunks ? `${r.chunks} chunks` : r.codec}: ${fmtBytes(r.storedBytes)} stored, ` +
-            `${fmtBytes(r.newBytes)} new${r.deduplicated ? ' (already present)' : ''}\n`,
+          `stored ${formatBytes(r.size)} as ${r.chunks ? `${r.chunks} chunks` : r.codec}: ${formatBytes(r.storedBytes)} stored, ` +
+            `${formatBytes(r.newBytes)} new${r.deduplicated ? ' (already present)' : ''}\n`,
         );
         console.log(r.id);
         return 0;
@@ -295,8 +284,8 @@ async function storageCommand(rest: string[], sub: string): Promise<number> {
         if (values.json) console.log(JSON.stringify(st, null, 2));
         else {
           console.log(`id          ${st.id}`);
-          console.log(`size        ${st.size} (${fmtBytes(st.size)})`);
-          console.log(`stored      ${st.storedBytes} (${fmtBytes(st.storedBytes)})`);
+          console.log(`size        ${st.size} (${formatBytes(st.size)})`);
+          console.log(`stored      ${st.storedBytes} (${formatBytes(st.storedBytes)})`);
           console.log(`kind        ${st.kind}${st.chunks ? ` (${st.chunks} chunks)` : ''}, codec ${st.codec}`);
           console.log(`tiers       ${[st.inL1 ? 'L1' : '', st.inL2 ? 'L2' : ''].filter(Boolean).join(' + ') || 'none'}`);
           console.log(`refs        ${st.refs.join(', ') || '(none)'}`);
@@ -327,7 +316,7 @@ async function storageCommand(rest: string[], sub: string): Promise<number> {
         if (values.json) console.log(JSON.stringify(r));
         else
           console.log(
-            `${values['dry-run'] ? 'would remove' : 'removed'} ${r.removed} blobs (${fmtBytes(r.removedBytes)}), kept ${r.kept}` +
+            `${values['dry-run'] ? 'would remove' : 'removed'} ${r.removed} blobs (${formatBytes(r.removedBytes)}), kept ${r.kept}` +
               (r.orphanFiles ? `, ${r.orphanFiles} orphan files` : '') +
               (r.staleClaims ? `, ${r.staleClaims} stale claims` : ''),
           );
@@ -339,7 +328,7 @@ async function storageCommand(rest: string[], sub: string): Promise<number> {
         if (values.json) console.log(JSON.stringify(r, null, 2));
         else {
           for (const p of r.problems) console.log(`${p.problem.toUpperCase()} ${p.id}: ${p.detail}${p.repaired ? ` (${p.repaired})` : ''}`);
-          console.log(`checked ${r.checked} blobs (${fmtBytes(r.bytes)}): ${r.ok} ok, ${r.problems.length} with problems`);
+          console.log(`checked ${r.checked} blobs (${formatBytes(r.bytes)}): ${r.ok} ok, ${r.problems.length} with problems`);
         }
         return r.problems.length > 0 ? 1 : 0;
       }
