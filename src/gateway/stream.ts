@@ -23,7 +23,11 @@ export const CLOSE_TOO_SLOW = 1013;
 
 /** `?since=<seq>` replays the events after that one (from the sandbox's recent history) before the live ones. */
 const StreamQuery = z.object({
-  since: z.coerce.number().int().min(0).optional(),
+  since: z
+    .string({ error: 'give since once: the seq of the last event you received' })
+    .regex(/^\d{1,15}$/, 'since must be a whole number: the seq of the last event you received')
+    .transform(Number)
+    .optional(),
   api_key: z.string().optional(),
 });
 /**

@@ -47,6 +47,13 @@ describe('reconnecting streams', () => {
   it('rejects a since that is not a sequence number', async () => {
     const id = (await api(gw.url, 'POST', '/api/v1/containers', {})).body.id;
     await expect(TestStream.open(gw.url, id, '?since=yesterday')).rejects.toThrow(/400/);
+    // The same answer over plain HTTP says what since must be, not "received NaN".
+    for (const query of ['?since=yesterday', '?since=-1', '?since=0&since=1']) {
+      const res = await api(gw.url, 'GET', `/api/v1/containers/${id}/stream${query}`);
+      expect(res.status, query).toBe(400);
+      expect(res.body).toMatchObject({ error: 'validation_error', field: 'since' });
+      expect(res.body.message, query).toMatch(/seq of the last event you received/);
+    }
     await api(gw.url, 'DELETE', `/api/v1/containers/${id}`);
   });
 });
