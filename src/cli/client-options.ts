@@ -121,8 +121,11 @@ export function parseCommandLine<O extends Options>(
     const parsed = parseArgs({ args: before, options, allowPositionals: true, strict: true });
     return { values: parsed.values, positionals: parsed.positionals, rest };
   } catch (err) {
-    const message = err instanceof Error ? err.message.split('\n')[0] ?? String(err) : String(err);
-    throw new CliError(`${message.replace(/\. To specify a positional argument.*$/, '')}; ${usageHint}`);
+    const lines = err instanceof Error ? err.message.split('\n') : [String(err)];
+    // "--idle-timeout -5": node takes -5 for an option; its own hint is on a later line.
+    const ambiguous = /^Option '(--[\w-]+)'.* argument is ambiguous/.exec(lines[0] ?? '');
+    if (ambiguous) throw new CliError(`${ambiguous[1]} needs a value; for one starting with "-" write ${ambiguous[1]}=VALUE; ${usageHint}`);
+    throw new CliError(`${(lines[0] ?? '').replace(/\. To specify a positional argument.*$/, '')}; ${usageHint}`);
   }
 }
 

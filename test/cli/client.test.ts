@@ -144,6 +144,9 @@ describe('faas run', () => {
     const noCmd = await faas(['run']);
     expect(noCmd.code).toBe(2);
     expect(noCmd.stderr).toContain('missing the command');
+    // A value starting with "-" is taken for an option: say how to give it.
+    const negative = await faas(['run', '--timeout', '-5', '--', 'true']);
+    expect(negative).toMatchObject({ code: 2, stderr: 'faas run: --timeout needs a value; for one starting with "-" write --timeout=VALUE; run `faas run --help` for usage\n' });
   });
 
   it('says in one line when the gateway cannot be reached, exit 1', async () => {
