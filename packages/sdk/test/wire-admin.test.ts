@@ -63,8 +63,8 @@ describe('admin option mapping (camelCase → wire)', () => {
 describe('admin answers (wire → camelCase)', () => {
   it('maps pools, tenants, keys and caches', () => {
     expect(
-      poolFromWire({ key: 'k', image: 'i', working_dir: '/w', memory_mb: null, cpu_cores: 1, pids_limit: null, network: 'none', size: 2, ready: 1, creating: 1, in_use: 0, hits: 3, misses: 4, error: null }),
-    ).toEqual({ key: 'k', image: 'i', workingDir: '/w', memoryMb: null, cpuCores: 1, pidsLimit: null, network: 'none', size: 2, ready: 1, creating: 1, inUse: 0, hits: 3, misses: 4, error: null });
+      poolFromWire({ key: 'k', image: 'i', working_dir: '/w', memory_mb: null, cpu_cores: 1, pids_limit: null, network: 'none', read_only: false, size: 2, ready: 1, creating: 1, in_use: 0, hits: 3, misses: 4, error: null }),
+    ).toEqual({ key: 'k', image: 'i', workingDir: '/w', memoryMb: null, cpuCores: 1, pidsLimit: null, network: 'none', readOnly: false, size: 2, ready: 1, creating: 1, inUse: 0, hits: 3, misses: 4, error: null });
     expect(tenantFromWire({ id: 't', name: 'n', quotas: { max_sandboxes: 2 }, created_at: 'c' })).toEqual({ id: 't', name: 'n', quotas: { maxSandboxes: 2 }, createdAt: 'c' });
     expect(createdApiKeyFromWire({ id: 'k', tenant_id: 't', prefix: 'p', created_at: 'c', revoked_at: null, last_used_at: null, key: 'secret' })).toEqual({
       id: 'k',
