@@ -13,7 +13,7 @@ import { type SandboxService, type VolumesFor, shellArgv } from './sandboxes.js'
 import { QuotaGuard } from './quotas.js';
 import type { PlatformStore } from './store.js';
 import { type PoolShape, type WarmPools, limitsOf } from './warm-pool.js';
-import { READ_ONLY_FILES, inputFilesArchive, inputFilesDigest, writeInputFiles } from './input-files.js';
+import { READ_ONLY_FILES, inputFilesDigest, prepareInputFiles, writeInputFiles } from './input-files.js';
 import type { QuietTime } from './quiet-time.js';
 import { type CachedOutcome, ResultCache, cacheKey } from './result-cache.js';
 import type { SnapshotRecord, SnapshotService } from './snapshots.js';
@@ -243,7 +243,7 @@ export class Executor {
       readOnly: req.read_only,
     };
     // Checked before anything is made: a bad path is a 400 that leaves nothing behind.
-    const inputs = req.files ? inputFilesArchive(req.files, shape.workingDir) : null;
+    const inputs = req.files ? prepareInputFiles(req.files, shape.workingDir).archive : null;
     // A pooled sandbox serves a restore too: its files are the image's, as a new one's would be.
     let sandboxId = await this.pools.take(shape);
     const pooled = sandboxId !== null;
@@ -267,7 +267,7 @@ export class Executor {
         if (snapshot) await this.snap!.snapshots.restore(snapshot, sandboxId);
         if (inputs) await writeInputFiles(this.runtime, sandboxId, inputs);
       } catch (err) {
-        // A failed restore leaves no half-made sandbox behind.
+        // A failed restore or file write leaves no half-made sandbox behind.
         if (pooled) this.pools.release(shape);
         await this.runtime.remove(sandboxId).catch(() => undefined);
         throw err;

@@ -22,34 +22,18 @@ function entriesOf(files: InputFiles, workingDir: string): TarEntry[] {
   });
 }
 
-/** Checks the paths (a 400 before anything is created) and returns the archive to write. */
-export function inputFilesArchive(files: InputFiles, workingDir: string): Buffer {
-  return tarFiles(entriesOf(files, workingDir));
+/**
+ * Checks the paths (a 400 before anything is created) and returns the archive to write, and the absolute path of
+ * every file in it.
+ */
+export function prepareInputFiles(files: InputFiles, workingDir: string): { archive: Buffer; paths: string[] } {
+  const entries = entriesOf(files, workingDir);
+  return { archive: tarFiles(entries), paths: entries.map((e) => `/${e.name}`) };
 }
 
 /** Why input files cannot go into a read-only sandbox, for the 4xx that says so. */
 export const READ_ONLY_FILES =
   "input files cannot be written into a read_only sandbox (the engine's archive API cannot write to its read-only root or reach its tmpfs folders); send the data on stdin, or leave read_only off";
-
-/**
- * Refuses (409) to write over a directory, symlink or special file: the engine would replace a directory with
- * the file, contents and all. Used where state matters (persistent sandboxes); a fresh sandbox only holds its
- * image's or snapshot's copy.
- */
-export async function refuseNonFiles(runtime: Runtime, sandboxId: string, files: InputFiles, workingDir: string): Promise<void> {
-  const targets = [...new Set(Object.keys(files).map((name) => path.posix.resolve(workingDir, name)))];
-  let next = 0;
-  const check = async () => {
-    while (next < targets.length) {
-      const target = targets[next++]!;
-      const there = await runtime.statPath(sandboxId, target);
-      if (there.type === 'directory' || there.type === 'symlink' || there.type === 'other') {
-        throw new FaasError('conflict', `files: ${target} in sandbox ${sandboxId} is a ${there.type === 'other' ? 'special file' : there.type}, not a file; writing would replace it, so nothing was written`, `files.${target}`);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(8, targets.length) }, check));
-}
 
 /** Writes the files into a running sandbox (parent folders are made; existing files are replaced). */
 export async function writeInputFiles(runtime: Runtime, sandboxId: string, archive: Buffer): Promise<void> {

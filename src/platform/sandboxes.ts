@@ -24,7 +24,7 @@ import { newId, nowIso } from './ids.js';
 import type { PlatformMetrics } from './metrics.js';
 import type { QuietTime } from './quiet-time.js';
 import { QuotaGuard } from './quotas.js';
-import { type InputFiles, READ_ONLY_FILES, inputFilesArchive, refuseNonFiles, writeInputFiles } from './input-files.js';
+import { type InputFiles, READ_ONLY_FILES, prepareInputFiles, writeInputFiles } from './input-files.js';
 import { type ProcessOutcome, runProcess } from './run-process.js';
 import type { PlatformStore, SandboxRecord } from './store.js';
 import { tarParts } from './tar-files.js';
@@ -333,10 +333,9 @@ export class SandboxService {
     const execId = spec.execId ?? newId('ex');
     if (s.execs.has(execId)) throw new FaasError('conflict', `exec id "${execId}" is already running in sandbox ${id}; pick another`, 'exec_id');
     if (spec.files) {
-      const workingDir = spec.workingDir ?? record.workingDir;
-      const archive = inputFilesArchive(spec.files, workingDir);
+      const { archive, paths } = prepareInputFiles(spec.files, spec.workingDir ?? record.workingDir);
       if (record.limits.read_only) throw new FaasError('conflict', `sandbox ${id}: ${READ_ONLY_FILES}`, 'files');
-      await refuseNonFiles(this.runtime, id, spec.files, workingDir);
+      await this.refuseNonFiles(id, paths, 'files.');
       await writeInputFiles(this.runtime, id, archive);
     }
     const handle = await this.runtime.exec(id, {
@@ -457,10 +456,9 @@ export class SandboxService {
     }
     const done = this.transferStarted(id);
     try {
-      const there = await this.runtime.statPath(id, target);
-      if (there.type === 'directory' || there.type === 'symlink' || there.type === 'other') throw this.notAFile(id, target, there, 'write');
+      const [there] = await this.refuseNonFiles(id, [target]);
       await this.runtime.writeFiles(id, Readable.from(archive));
-      return { created: there.type !== 'file', file: { path: target, size: data.length, mode: fileModeText(mode) } };
+      return { created: there!.type !== 'file', file: { path: target, size: data.length, mode: fileModeText(mode) } };
     } finally {
       done();
     }
@@ -476,6 +474,29 @@ export class SandboxService {
   /** A read-only sandbox's /tmp and working directory are tmpfs mounts: the engine's archives do not see into them. */
   private onTmpfs(record: SandboxRecord, target: string): boolean {
     return ['/tmp', record.workingDir].some((mount) => target === mount || target.startsWith(mount === '/' ? '/' : `${mount}/`));
+  }
+
+  /**
+   * Refuses (409, naming the path) to write over a directory, symlink or special file: the engine would replace a
+   * directory with the file, contents and all. Looks at up to 8 paths at a time; returns what is at each. With
+   * `fieldPrefix`, the error names the field `<fieldPrefix><path>`.
+   */
+  private async refuseNonFiles(id: string, targets: string[], fieldPrefix?: string): Promise<SandboxPathStat[]> {
+    const found: SandboxPathStat[] = new Array(targets.length);
+    let next = 0;
+    const check = async () => {
+      while (next < targets.length) {
+        const i = next++;
+        const there = await this.runtime.statPath(id, targets[i]!);
+        if (there.type === 'directory' || there.type === 'symlink' || there.type === 'other') {
+          const err = this.notAFile(id, targets[i]!, there, 'write');
+          throw fieldPrefix === undefined ? err : new FaasError(err.code, err.message, `${fieldPrefix}${targets[i]}`);
+        }
+        found[i] = there;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(8, targets.length) }, check));
+    return found;
   }
 
   private notAFile(id: string, target: string, there: Exclude<SandboxPathStat, { type: 'file' }>, doing: 'read' | 'write'): FaasError {

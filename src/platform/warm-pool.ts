@@ -4,7 +4,7 @@
  * the next. Pools grow when executions miss them, shrink when idle, and are bounded by a global cap.
  */
 import os from 'node:os';
-import type { NetworkMode } from '@faas/protocol';
+import type { NetworkMode, PoolInfo } from '@faas/protocol';
 import { FaasError, errorMessage } from '../errors.js';
 import type { Runtime, SandboxInfo, SandboxLimits } from '../runtimes/runtime.js';
 import { resolveImageFor } from './image-access.js';
@@ -24,25 +24,6 @@ export interface PoolShape {
   pidsLimit?: number | undefined;
   network: NetworkMode;
   readOnly?: boolean | undefined;
-}
-
-export interface PoolInfo {
-  key: string;
-  image: string;
-  working_dir: string;
-  memory_mb: number | null;
-  cpu_cores: number | null;
-  pids_limit: number | null;
-  network: NetworkMode;
-  read_only: boolean;
-  /** How many ready sandboxes the pool aims to keep. */
-  size: number;
-  ready: number;
-  creating: number;
-  in_use: number;
-  hits: number;
-  misses: number;
-  error: string | null;
 }
 
 export interface WarmPoolOptions {
@@ -177,14 +158,14 @@ export class WarmPools {
 
   /**
    * A started sandbox of this shape: a ready one from the pool when there is one (checked alive first), or null.
-   * It must have been made from `imageId` (default: the image's id now): one made before the image was rebuilt
-   * under the same name is removed, never handed out.
+   * It must have been made from the image the name points to now: one made before the image was rebuilt under
+   * the same name is removed, never handed out.
    */
-  async take(shape: PoolShape, imageId?: string): Promise<string | null> {
+  async take(shape: PoolShape): Promise<string | null> {
     const pool = this.pool(shape);
     pool.lastUsed = Date.now();
     if (pool.ready.length === 0) return null;
-    const wanted = imageId ?? (await this.runtime.imageId(shape.image).catch(() => null));
+    const wanted = await this.runtime.imageId(shape.image).catch(() => null);
     while (pool.ready.length > 0) {
       const { id, imageId: madeFrom } = pool.ready.shift()!;
       this.gauge();
