@@ -369,7 +369,7 @@ export class BlobStore {
   }
 
   private tmpPath(id: string): string {
-    return path.join(this.tmpDir, `${id.slice(0, 16)}.${this.tmpName()}`);
+    return core().tmpFile(this.tmpDir, id, this.tmpName());
   }
 
   /** `<pid>.<n>.<random>.tmp`: unique across stores and processes (the random part is drawn once per store). */
@@ -487,10 +487,13 @@ export class BlobStore {
     });
   }
 
-  /** Records a written blob file in its own transaction. */
-  private markStored(blob: StoredBlob): void {
+  /** Records written blob files in one transaction. */
+  private markStored(blobs: StoredBlob[]): void {
+    const now = Date.now();
     try {
-      this.db.transaction(() => this.recordStored(blob, Date.now()))();
+      this.db.transaction(() => {
+        for (const blob of blobs) this.recordStored(blob, now);
+      })();
     } catch (err) {
       throw this.wrapWriteError(err);
     }
@@ -532,22 +535,16 @@ export class BlobStore {
 
   // ---------------------------------------------------------------- put
 
-  /** Stores a data blob whose id is known. Returns the bytes added (0 when it existed). */
-  private async storeData(
-    id: string,
-    data: Uint8Array,
-    choice: CodecChoice,
-    isRoot: boolean,
-    pin: string | null,
-  ): Promise<{ added: number; storedSize: number; codec: CodecName }> {
+  /** Stores a data blob whose id is known, as a root blob. Returns the bytes added (0 when it existed). */
+  private async storeData(id: string, data: Uint8Array, choice: CodecChoice, pin: string | null): Promise<{ added: number; storedSize: number; codec: CodecName }> {
     const claim = await this.claim(id, KIND_DATA, pin);
     if (claim === 'exists') {
-      if (isRoot) this.markRoot(id);
+      this.markRoot(id);
       const r = this.row(id)!;
       return { added: 0, storedSize: r.stored_size, codec: r.codec as CodecName };
     }
-    const blob = await this.writeData(id, data, choice, isRoot, pin);
-    this.markStored(blob);
+    const blob = await this.writeData(id, data, choice, true, pin);
+    this.markStored([blob]);
     return { added: blob.storedSize, storedSize: blob.storedSize, codec: blob.codec };
   }
 
@@ -638,7 +635,7 @@ export class BlobStore {
 
   private async putSingle(buf: Buffer, choice: CodecChoice, ref: string | null): Promise<PutResult> {
     const id = core().sha256hex(buf);
-    const r = await this.storeData(id, buf, choice, true, ref);
+    const r = await this.storeData(id, buf, choice, ref);
     return {
       id,
       size: buf.length,
@@ -671,7 +668,7 @@ export class BlobStore {
 
   /** Chunks are pinned by a transient reference until the manifest that lists them is recorded. */
   private async withPin<T>(fn: (pin: string) => Promise<T>): Promise<T> {
-    const pin = `${TRANSIENT_PREFIX}${process.pid}:${++this.tmpSeq}:${crypto.randomBytes(4).toString('hex')}`;
+    const pin = `${TRANSIENT_PREFIX}${process.pid}:${++this.tmpSeq}:${this.tmpTag}`;
     try {
       return await fn(pin);
     } finally {
@@ -741,6 +738,8 @@ export class BlobStore {
       }
     };
     let more = true;
+    /** Chunks in the workers, not back yet. */
+    let hashing = 0;
     try {
       while ((more || inflight.size > 0) && failed === null) {
         while (more && inflight.size < this.putWindow) {
@@ -752,10 +751,16 @@ export class BlobStore {
           const data = r.value;
           const index = out.entries.push({ id: '', size: data.length }) - 1;
           const job = { data, choice, level: this.zstdLevel, blobsDir: this.blobsDir, tmpDir: this.tmpDir, tmpName: this.tmpName(), fsync: this.fsync };
-          track(this.writeWithRoom(() => this.pool.hashWrite(job)).then((res) => hashed.push({ index, data, res })));
+          hashing++;
+          track(
+            this.writeWithRoom(() => this.pool.hashWrite(job))
+              .then((res) => hashed.push({ index, data, res }))
+              .finally(() => hashing--),
+          );
         }
         if (inflight.size > 0) await Promise.race(inflight);
-        if (more && inflight.size > 0 && hashed.length < CLAIM_BATCH) continue;
+        // Nothing to claim, or a fuller batch is on its way (what was renamed meanwhile is recorded with it).
+        if (hashed.length === 0 || (hashed.length < CLAIM_BATCH && (more || hashing > 0))) continue;
         const batch = hashed.splice(0);
         let claims: Array<Claim | 'wait'>;
         try {
@@ -777,7 +782,7 @@ export class BlobStore {
       for (const c of hashed) if (c.res.tmp) fs.rmSync(c.res.tmp, { force: true });
       if (written.length > 0) {
         try {
-          this.claimMany([], KIND_DATA, null, written);
+          this.markStored(written);
         } catch (err) {
           failed ??= err;
         }

@@ -27,7 +27,7 @@ export interface ChunkSizes {
 export const DEFAULT_CHUNK_SIZES: ChunkSizes = Object.freeze({ min: 16 * 1024, avg: 256 * 1024, max: 1024 * 1024 });
 
 /** 256 pseudo-random 32-bit values, fixed forever (changing them changes every chunk boundary, so every id). */
-export const GEAR = new Int32Array(256);
+const GEAR = new Int32Array(256);
 {
   // SplitMix32-style generator from a fixed seed: deterministic without shipping a 256-entry literal.
   let state = 0x9e3779b9;

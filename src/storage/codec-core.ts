@@ -385,6 +385,11 @@ export function codecCore(deps: CodecDeps) {
     return path.join(blobsDir, id.slice(0, 2), id.slice(2));
   }
 
+  /** A temp file for blob `id` (named by its start, for whoever looks in the folder), renamed into place later. */
+  function tmpFile(tmpDir: string, id: string, name: string): string {
+    return path.join(tmpDir, `${id.slice(0, 16)}.${name}`);
+  }
+
   /** Chooses the codec, compresses and writes the blob file of a known id atomically. */
   function encodeWrite(job: EncodeWriteJob): { codec: CodecName; storedSize: number } {
     const r = encode(job.data, job.choice, job.level);
@@ -401,7 +406,7 @@ export function codecCore(deps: CodecDeps) {
     const id = sha256hex(job.data);
     if (fs.existsSync(blobFile(job.blobsDir, id))) return { id, tmp: null, codec: null, storedSize: 0 };
     const r = encode(job.data, job.choice, job.level);
-    const tmp = path.join(job.tmpDir, `${id.slice(0, 16)}.${job.tmpName}`);
+    const tmp = tmpFile(job.tmpDir, id, job.tmpName);
     writeTmp(tmp, r.parts, job.fsync);
     return { id, tmp, codec: r.codec, storedSize: r.storedSize };
   }
@@ -452,6 +457,7 @@ export function codecCore(deps: CodecDeps) {
     writeAtomic,
     commitTmp,
     blobFile,
+    tmpFile,
     encodeWrite,
     hashWrite,
     sha256hex,
