@@ -4,8 +4,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConnectionError, FaasClient, FaasError, type ExecutionResult, type FileContent, type NetworkMode, type ProcessOptions, type ResourceOptions } from '@faas/sdk';
+import { ConnectionError, FaasClient, FaasError, LIMITS, type ExecutionResult, type FileContent, type NetworkMode, type ProcessOptions, type ResourceOptions } from '@faas/sdk';
 import { CliError } from './command.js';
 
 /** Options every client subcommand accepts. */
@@ -38,7 +39,7 @@ export const PROCESS_OPTIONS_HELP = [
   '  --timeout MS       kill the command after MS milliseconds (default 30000)',
   '  -f, --file LOCAL[=DEST]',
   '                     copy a local file in before the command runs, to DEST (default: its name, in the',
-  '                     working directory), keeping its permission bits (repeatable; 8 MiB in all)',
+  `                     working directory), keeping its permission bits (repeatable; ${LIMITS.maxInputFileBytes / 1024 / 1024} MiB in all)`,
   '  -i, --stdin        send this command\'s standard input to the process',
 ].join('\n');
 
@@ -71,16 +72,31 @@ export function fileOption(values: string[] | undefined): Record<string, FileCon
     const local = eq < 0 ? entry : entry.slice(0, eq);
     const dest = eq < 0 ? path.basename(entry) : entry.slice(eq + 1);
     if (local === '' || dest === '') throw new CliError(`--file needs LOCAL or LOCAL=DEST, got "${entry}"`);
-    let stat: fs.Stats;
-    try {
-      stat = fs.statSync(local);
-    } catch (err) {
-      throw new CliError(`--file ${local}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
-    }
-    if (!stat.isFile()) throw new CliError(`--file ${local}: not a regular file (copy folders in with an image or a snapshot)`);
-    files[dest] = { content: fs.readFileSync(local), mode: stat.mode & 0o7777 };
+    const { data, mode } = readLocalFile(local, { label: `--file ${local}`, folders: 'copy folders in with an image or a snapshot' });
+    files[dest] = { content: data, mode };
   }
   return files;
+}
+
+/**
+ * A local regular file's bytes and permission bits. Errors are CliErrors starting with `label`, exit `exitCode`;
+ * `folders` says what to do instead for a folder; a file over `maxBytes` is refused before it is read.
+ */
+export function readLocalFile(
+  local: string,
+  opts: { label: string; folders: string; exitCode?: number; maxBytes?: number },
+): { data: Buffer; mode: number } {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(local);
+  } catch (err) {
+    throw new CliError(`${opts.label}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, opts.exitCode);
+  }
+  if (!stat.isFile()) throw new CliError(`${opts.label}: not a regular file (${opts.folders})`, opts.exitCode);
+  if (opts.maxBytes !== undefined && stat.size > opts.maxBytes) {
+    throw new CliError(`${local} is ${(stat.size / 1024 / 1024).toFixed(1)} MiB, more than the ${opts.maxBytes / 1024 / 1024} MiB a file write may carry`, opts.exitCode);
+  }
+  return { data: fs.readFileSync(local), mode: stat.mode & 0o7777 };
 }
 
 /** Options of the sandbox's limits (`run`, `sandbox create`). */
@@ -244,9 +260,30 @@ export function exitCodeOf(result: ExecutionResult): number {
 
 /** Reads all of standard input (for `--stdin`). */
 export async function readStdin(): Promise<string> {
+  return (await readStdinBytes())!.toString('utf8');
+}
+
+/** All of standard input, or null as soon as it holds more than `maxBytes`. */
+export async function readStdinBytes(maxBytes = Infinity): Promise<Buffer | null> {
   const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
-  return Buffer.concat(chunks).toString('utf8');
+  let size = 0;
+  for await (const chunk of process.stdin) {
+    const b = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    chunks.push(b);
+    size += b.length;
+    if (size > maxBytes) return null;
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Copies a stream to standard output; a reader that went away (`| head`) is not an error. */
+export async function writeStdout(stream: NodeJS.ReadableStream): Promise<void> {
+  try {
+    await pipeline(stream, process.stdout, { end: false });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EPIPE') return;
+    throw err;
+  }
 }
 
 /** A byte count for people: `512 B`, `3.25 KiB`, `1.50 GiB`. */

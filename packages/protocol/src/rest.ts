@@ -59,13 +59,19 @@ export function inputFileBytes(file: InputFile): Buffer {
   return 'base64' in file ? Buffer.from(file.base64, 'base64') : Buffer.from(file.content, 'utf8');
 }
 
+/** How many bytes `inputFileBytes` would give, without decoding. */
+function inputFileSize(file: InputFile): number {
+  if (typeof file === 'string') return Buffer.byteLength(file, 'utf8');
+  return 'base64' in file ? Buffer.byteLength(file.base64, 'base64') : Buffer.byteLength(file.content, 'utf8');
+}
+
 export const FilesField = z
   .record(noNul(z.string().min(1, 'file paths must not be empty').max(4096), 'file paths').refine((p) => !p.endsWith('/'), 'a file path must not end with "/"'), InputFile, {
     error: (issue) => (issue.code === 'invalid_key' ? issue.issues?.[0]?.message : undefined),
   })
   .refine((files) => Object.keys(files).length <= LIMITS.maxInputFiles, `at most ${LIMITS.maxInputFiles} files`)
   .refine(
-    (files) => Object.values(files).reduce((n, f) => n + inputFileBytes(f).length, 0) <= LIMITS.maxInputFileBytes,
+    (files) => Object.values(files).reduce((n, f) => n + inputFileSize(f), 0) <= LIMITS.maxInputFileBytes,
     `the files may hold at most ${LIMITS.maxInputFileBytes / 1024 / 1024} MiB in all; put bigger inputs in an image or a snapshot`,
   )
   .describe('Files written before the command runs: path (absolute, or relative to working_dir) → text, or { content | base64, mode }.');

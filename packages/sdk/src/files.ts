@@ -2,7 +2,7 @@
  * Files of a persistent sandbox (`sandbox.files`): read and write single files as bytes or text, like E2B's
  * `sandbox.files`. The calls are `client.containers.readFile/readFileText/readFileStream/writeFile`.
  */
-import { FilePath, LIMITS } from '@faas/protocol';
+import { FilePath, LIMITS, fileModeText } from '@faas/protocol';
 import type { Containers } from './client.js';
 import { ValidationError } from './errors.js';
 
@@ -87,5 +87,5 @@ export function fileToWrite(data: unknown, options: FileWriteOptions | undefined
   if (mode !== undefined && (!Number.isInteger(mode) || mode < 0 || mode > 0o7777)) {
     throw new ValidationError('validation_error', 'invalid option `mode`: permission bits from 0 to 0o7777, e.g. 0o755', { field: 'mode' });
   }
-  return { bytes, mode: mode === undefined ? undefined : mode.toString(8).padStart(4, '0') };
+  return { bytes, mode: mode === undefined ? undefined : fileModeText(mode) };
 }

@@ -33,7 +33,8 @@ export interface ProcessOptions {
   stdin?: string;
   /**
    * Files written before the command runs: path (absolute, or relative to `workingDir`) → content (text or bytes),
-   * or `{ content, mode }` (mode e.g. `0o755`). At most 1000 files and 8 MiB in all.
+   * or `{ content, mode }` (mode e.g. `0o755`). At most `LIMITS.maxInputFiles` files and `LIMITS.maxInputFileBytes`
+   * in all.
    */
   files?: Record<string, FileContent>;
   /** Kill the whole process tree after this long (gateway default 30 000 ms). */

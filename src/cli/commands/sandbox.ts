@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { LIMITS, type CreateSandboxOptions, type ExecOptions, type FaasClient, type Sandbox, type SandboxInfo } from '@faas/sdk';
 import { CliError, type Command } from '../command.js';
-import { CLIENT_OPTIONS, CLIENT_OPTIONS_HELP, PROCESS_OPTIONS, PROCESS_OPTIONS_HELP, RESOURCE_OPTIONS, RESOURCE_OPTIONS_HELP, clientFrom, envOption, exitCodeOf, numberOption, parseCommandLine, printJson, processOptionsFrom, reportOutcome, table, withErrors, printHelp, subcommands, resourceOptionsFrom } from '../client-options.js';
+import { CLIENT_OPTIONS, CLIENT_OPTIONS_HELP, PROCESS_OPTIONS, PROCESS_OPTIONS_HELP, RESOURCE_OPTIONS, RESOURCE_OPTIONS_HELP, clientFrom, envOption, exitCodeOf, numberOption, parseCommandLine, printJson, processOptionsFrom, readLocalFile, readStdinBytes, reportOutcome, table, withErrors, writeStdout, printHelp, subcommands, resourceOptionsFrom } from '../client-options.js';
 import { commandArgv } from './run.js';
 
 const HELP = `Usage: faas sandbox <subcommand> [options]
@@ -190,7 +190,7 @@ async function copyOut(client: FaasClient, source: { id: string; path: string },
   const file = await withErrors(() => client.containers.readFileStream(source.id, source.path, { timeoutMs: COPY_TIMEOUT_MS }));
   const content = Readable.fromWeb(file.stream as WebReadableStream<Uint8Array>);
   if (local === '-') {
-    await pipeline(content, process.stdout, { end: false }).catch((err: unknown) => {
+    await writeStdout(content).catch((err: unknown) => {
       throw new CliError(`reading ${source.id}:${source.path} failed: ${(err as Error).message}`, 1);
     });
     return 0;
@@ -219,27 +219,11 @@ async function copyIn(client: FaasClient, local: string, target: { id: string; p
   let mode = 0o644;
   if (local === '-') {
     if (target.path === '' || target.path.endsWith('/')) throw new CliError('standard input has no name: give the file\'s PATH after ID:');
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of process.stdin) {
-      chunks.push(chunk as Buffer);
-      size += (chunk as Buffer).length;
-      if (size > LIMITS.maxFileWriteBytes) throw new CliError(`standard input holds more than the ${LIMITS.maxFileWriteBytes / 1024 / 1024} MiB a file write may carry`, 1);
-    }
-    data = Buffer.concat(chunks);
+    const read = await readStdinBytes(LIMITS.maxFileWriteBytes);
+    if (!read) throw new CliError(`standard input holds more than the ${LIMITS.maxFileWriteBytes / 1024 / 1024} MiB a file write may carry`, 1);
+    data = read;
   } else {
-    let stat: fs.Stats;
-    try {
-      stat = fs.statSync(local);
-    } catch (err) {
-      throw new CliError(`${local}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, 1);
-    }
-    if (!stat.isFile()) throw new CliError(`${local}: not a regular file (copy folders with an exec of tar)`, 1);
-    if (stat.size > LIMITS.maxFileWriteBytes) {
-      throw new CliError(`${local} is ${(stat.size / 1024 / 1024).toFixed(1)} MiB, more than the ${LIMITS.maxFileWriteBytes / 1024 / 1024} MiB a file write may carry`, 1);
-    }
-    data = fs.readFileSync(local);
-    mode = stat.mode & 0o7777;
+    ({ data, mode } = readLocalFile(local, { label: local, folders: 'copy folders with an exec of tar', exitCode: 1, maxBytes: LIMITS.maxFileWriteBytes }));
   }
   const remotePath = target.path === '' || target.path.endsWith('/') ? `${target.path}${path.basename(local)}` : target.path;
   const written = await withErrors(() => client.containers.writeFile(target.id, remotePath, data, { mode, timeoutMs: COPY_TIMEOUT_MS }));

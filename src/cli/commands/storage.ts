@@ -16,7 +16,7 @@ import {
   type CodecChoice,
   type StorageStats,
 } from '../../storage/index.js';
-import { formatBytes, subcommands } from '../client-options.js';
+import { formatBytes, subcommands, writeStdout } from '../client-options.js';
 import { CliError, type Command } from '../command.js';
 
 const COMMON = `  --data-dir D   data dir (env FAAS_DATA_DIR, default ./.faas)
@@ -152,15 +152,6 @@ function printStats(s: StorageStats): void {
 function storageErrorToCli(err: unknown): never {
   if (err instanceof StorageError) throw new CliError(err.message, 1);
   throw err;
-}
-
-async function writeStdout(stream: NodeJS.ReadableStream): Promise<void> {
-  try {
-    await pipeline(stream, process.stdout);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EPIPE') return;
-    throw err;
-  }
 }
 
 /** One storage subcommand: its options, checks, then the BlobStore call. */
