@@ -1,50 +1,68 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { QuietTime } from '../../src/platform/quiet-time.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+// On a fake clock (timers and performance.now): what is checked is when work is let go, not how late a loaded
+// machine's timers fire.
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
 
-/** Resolves to the ms a wait took. */
-async function timed(p: Promise<void>): Promise<number> {
+/** Moves the fake clock on, running the timers due and the promise jobs they start. */
+const tick = (ms: number) => vi.advanceTimersByTimeAsync(ms);
+
+/** The ms (on the fake clock) after which a wait ended, or null while it has not. */
+function timed(p: Promise<void>): { ms: number | null } {
   const t = performance.now();
-  await p;
-  return performance.now() - t;
+  const r = { ms: null as number | null };
+  void p.then(() => (r.ms = performance.now() - t));
+  return r;
 }
 
 describe('QuietTime', () => {
   it('lets work run at once when nothing happened lately, and never waits with quietMs 0', async () => {
-    expect(await timed(new QuietTime({ quietMs: 200, maxDelayMs: 5000 }).wait())).toBeLessThan(20);
+    const fresh = timed(new QuietTime({ quietMs: 200, maxDelayMs: 5000 }).wait());
     const never = new QuietTime({ quietMs: 0, maxDelayMs: 5000 });
     never.activity();
-    expect(await timed(never.wait())).toBeLessThan(20);
+    const zero = timed(never.wait());
+    await tick(0);
+    expect(fresh.ms).toBe(0);
+    expect(zero.ms).toBe(0);
   });
 
   it('holds work until executions pause for quietMs', async () => {
     const q = new QuietTime({ quietMs: 150, maxDelayMs: 5000 });
     q.activity();
-    let done = false;
-    const waited = timed(q.wait()).then((ms) => ((done = true), ms));
+    const waited = timed(q.wait());
     // Activity every 50 ms keeps the work waiting...
     for (let i = 0; i < 6; i++) {
-      await sleep(50);
-      expect(done).toBe(false);
+      await tick(50);
+      expect(waited.ms).toBeNull();
       q.activity();
     }
-    // ...and it runs about quietMs after the last one.
-    const ms = await waited;
-    expect(ms).toBeGreaterThanOrEqual(300 + 140);
-    expect(ms).toBeLessThan(300 + 1000);
+    // ...and it runs quietMs after the last one (at 300 ms).
+    await tick(149);
+    expect(waited.ms).toBeNull();
+    await tick(1);
+    expect(waited.ms).toBe(300 + 150);
   });
 
   it('never holds work longer than maxDelayMs after it was queued', async () => {
-    const q = new QuietTime({ quietMs: 100, maxDelayMs: 300 });
+    const q = new QuietTime({ quietMs: 100, maxDelayMs: 250 });
     const busy = setInterval(() => q.activity(), 20);
     try {
       q.activity();
-      const ms = await timed(q.wait());
-      expect(ms).toBeGreaterThanOrEqual(290);
-      expect(ms).toBeLessThan(1200);
+      const waited = timed(q.wait());
+      await tick(249);
+      expect(waited.ms).toBeNull();
+      await tick(1);
+      expect(waited.ms).toBe(250);
       // Work queued long ago goes at once.
-      expect(await timed(q.wait(performance.now() - 1000))).toBeLessThan(20);
+      const old = timed(q.wait(performance.now() - 1000));
+      await tick(0);
+      expect(old.ms).toBe(0);
     } finally {
       clearInterval(busy);
     }
@@ -56,11 +74,15 @@ describe('QuietTime', () => {
     let urgent = false;
     const u = timed(q.wait(performance.now(), () => urgent));
     const other = timed(q.wait());
-    await sleep(50);
+    await tick(50);
+    expect(u.ms).toBeNull();
     urgent = true;
     q.activity();
-    expect(await u).toBeLessThan(200);
+    await tick(0);
+    expect(u.ms).toBe(50);
+    expect(other.ms).toBeNull();
     q.release();
-    expect(await other).toBeLessThan(300);
+    await tick(0);
+    expect(other.ms).toBe(50);
   });
 });
