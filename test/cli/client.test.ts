@@ -230,13 +230,19 @@ describe('faas attach', () => {
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-    await new Promise((r) => setTimeout(r, 1500));
+    // It prints only what happens once it is connected, and a CLI can take seconds to start on a loaded machine:
+    // run a probe until its output shows up.
+    for (let i = 0; !out.includes('attach-probe'); i++) {
+      if (i >= 100) throw new Error(`faas attach printed no probe output:\n${out}${err}`);
+      await client.containers.exec(box.id, 'echo attach-probe');
+      await new Promise((r) => setTimeout(r, 200));
+    }
     const stream = await box.stream();
     const execId = await stream.exec('echo attached-line; exit 3');
     for await (const ev of stream) if (ev.type === 'exit' && ev.exec_id === execId) break;
     await stream.close();
     const deadline = Date.now() + 5000;
-    while (!out.includes('exit') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    while (!/exit \[.*\]: code 3/.test(out) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     child.kill('SIGINT');
     expect(await exited).toBe(0);
     expect(err).toBe('');
