@@ -232,7 +232,9 @@ export function toCliError(err: unknown): unknown {
     return new CliError(err.message, 1);
   }
   if (err instanceof FaasError) {
-    const usage = err.status === 0 && err.code === 'validation_error';
+    // The SDK's own checks name the option (`field`); an error event of a stream also has status 0, but the
+    // gateway sent it: a failed command or build, not a mistyped option.
+    const usage = err.status === 0 && err.code === 'validation_error' && err.field !== undefined;
     const flag = usage && err.field !== undefined ? FLAG_OF_OPTION[err.field.split('.')[0] ?? ''] : undefined;
     if (flag !== undefined) return new CliError(`invalid ${flag}: ${err.message.replace(/^invalid [^:]*: /, '')}`, 2);
     return new CliError(usage ? err.message : `${err.message} (${err.code})`, usage ? 2 : 1);

@@ -10,7 +10,9 @@ import { loadConfig } from '../../config.js';
 import { errorMessage } from '../../errors.js';
 import { TemplateService, tarDirectory } from '../../platform/templates.js';
 import { BASE_IMAGES, type BaseImage, ensureBaseImage } from '../../runtimes/docker/base-images.js';
+import type { FaasClient, NetworkMode } from '@faas/sdk';
 import { CliError, type Command } from '../command.js';
+import { clientFrom, withErrors } from '../client-options.js';
 
 const HELP = `Usage:
   faas images build [--force] [NAME...]        build the built-in images (all by default); skips those up to date
@@ -67,44 +69,8 @@ async function buildBuiltin(docker: Docker, image: BaseImage, force: boolean): P
   }
 }
 
-function gatewayUrl(flag: string | undefined): string {
-  return (flag ?? process.env.FAAS_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
-}
-
-/** The `authorization` header for the key from --api-key or $FAAS_API_KEY, if any. */
-function authHeaders(flag: string | undefined): Record<string, string> {
-  const key = flag ?? process.env.FAAS_API_KEY;
-  return key ? { authorization: `Bearer ${key}` } : {};
-}
-
-async function request(url: string, init: RequestInit): Promise<Response> {
-  try {
-    return await fetch(url, init);
-  } catch (err) {
-    const cause = (err as { cause?: unknown }).cause;
-    throw new CliError(`cannot reach the gateway at ${new URL(url).origin}: ${errorMessage(cause ?? err)}`, 1);
-  }
-}
-
-async function failure(res: Response): Promise<CliError> {
-  const text = await res.text();
-  try {
-    const body = JSON.parse(text) as { message?: string };
-    return new CliError(body.message ?? text, 1);
-  } catch {
-    return new CliError(`the gateway answered ${res.status}: ${text}`, 1);
-  }
-}
-
-async function buildTemplate(opts: {
-  url: string;
-  apiKey: string | undefined;
-  name: string;
-  file: string;
-  dir: string;
-  network?: string | undefined;
-  json: boolean;
-}): Promise<number> {
+/** Builds a template through the gateway (the SDK's `images.build`), printing its log as it streams. */
+async function buildTemplate(client: FaasClient, opts: { name: string; file: string; dir: string; network?: string | undefined; json: boolean }): Promise<number> {
   let dockerfile: string;
   let context: Buffer;
   try {
@@ -113,29 +79,12 @@ async function buildTemplate(opts: {
   } catch (err) {
     throw new CliError(errorMessage(err), 2);
   }
-  const body = JSON.stringify({ name: opts.name, dockerfile, context: context.toString('base64'), ...(opts.network ? { network: opts.network } : {}) });
-  const res = await request(`${opts.url}/api/v1/images`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/x-ndjson', ...authHeaders(opts.apiKey) }, body });
-  if (!res.ok || !res.body) throw await failure(res);
-  let pending = '';
-  let outcome: { type: string; image?: { id: string | null; name: string }; message?: string } | null = null;
-  const decoder = new TextDecoder();
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    pending += decoder.decode(chunk, { stream: true });
-    const lines = pending.split('\n');
-    pending = lines.pop() ?? '';
-    for (const line of lines) {
-      if (!line.trim()) continue;
-      const event = JSON.parse(line) as { type: string; line?: string; image?: { id: string | null; name: string }; message?: string };
-      if (opts.json) console.log(line);
-      else if (event.type === 'log') console.log(event.line);
-      if (event.type === 'done' || event.type === 'error') outcome = event;
-    }
-  }
-  if (outcome?.type === 'done' && outcome.image) {
-    if (!opts.json) console.log(`built ${outcome.image.name} (${outcome.image.id?.slice(7, 19) ?? '?'})`);
-    return 0;
-  }
-  throw new CliError(outcome?.message ?? 'the build stream ended without a result', 1);
+  const onLog = (line: string) => console.log(opts.json ? JSON.stringify({ type: 'log', line }) : line);
+  const image = await withErrors(() =>
+    client.images.build({ name: opts.name, dockerfile, context, ...(opts.network ? { network: opts.network as NetworkMode } : {}) }, { onLog }),
+  );
+  console.log(opts.json ? JSON.stringify({ type: 'done', image }) : `built ${image.name} (${image.id?.slice(7, 19) ?? '?'})`);
+  return 0;
 }
 
 export const command: Command = {
@@ -171,14 +120,13 @@ export const command: Command = {
       if (names.length > 1) throw new CliError(`one build context folder at most, got ${names.join(' ')}`);
       const dir = names[0] ?? '.';
       const file = values.file ?? path.join(dir, 'Dockerfile');
-      return buildTemplate({ url: gatewayUrl(values.url), apiKey: values['api-key'], name: values.name, file, dir, network: values.network, json: values.json ?? false });
+      return buildTemplate(clientFrom(values), { name: values.name, file, dir, network: values.network, json: values.json ?? false });
     }
     if (sub === 'rm' || sub === 'remove') {
       if (names.length === 0) throw new CliError('name the template to remove');
-      const url = gatewayUrl(values.url);
+      const client = clientFrom(values);
       for (const name of names) {
-        const res = await request(`${url}/api/v1/images/${encodeURIComponent(name)}`, { method: 'DELETE', headers: authHeaders(values['api-key']) });
-        if (!res.ok) throw await failure(res);
+        await withErrors(() => client.images.delete(name));
         console.log(`removed ${name}`);
       }
       return 0;
