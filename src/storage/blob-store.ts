@@ -168,6 +168,11 @@ type Claim = 'write' | 'exists';
  * put's own thread, 16 at a time 0.2.
  */
 const CLAIM_BATCH = 16;
+/**
+ * After this many chunks of a put in a row were stored compressed, its next chunks are compressed without
+ * sampling first (the sample costs ~6% of compressing a 256 KiB chunk); any chunk stored raw restarts sampling.
+ */
+const TRUST_COMPRESSION = 8;
 
 /** A chunk of a chunked put as a worker left it (`res.tmp`: its compressed file, not yet renamed into place). */
 interface HashedChunk {
@@ -740,6 +745,8 @@ export class BlobStore {
     let more = true;
     /** Chunks in the workers, not back yet. */
     let hashing = 0;
+    /** Chunks of this put written compressed in a row: past TRUST_COMPRESSION, the next skip the codec sample. */
+    let compressedRun = 0;
     try {
       while ((more || inflight.size > 0) && failed === null) {
         while (more && inflight.size < this.putWindow) {
@@ -750,11 +757,24 @@ export class BlobStore {
           }
           const data = r.value;
           const index = out.entries.push({ id: '', size: data.length }) - 1;
-          const job = { data, choice, level: this.zstdLevel, blobsDir: this.blobsDir, tmpDir: this.tmpDir, tmpName: this.tmpName(), fsync: this.fsync };
+          const job = {
+            data,
+            choice,
+            level: this.zstdLevel,
+            blobsDir: this.blobsDir,
+            tmpDir: this.tmpDir,
+            tmpName: this.tmpName(),
+            fsync: this.fsync,
+            sample: compressedRun < TRUST_COMPRESSION,
+          };
           hashing++;
           track(
             this.writeWithRoom(() => this.pool.hashWrite(job))
-              .then((res) => hashed.push({ index, data, res }))
+              .then((res) => {
+                // A dedup hit (no codec) says nothing about the data; one stored raw restarts the sampling.
+                if (res.codec !== null) compressedRun = res.codec === 'none' ? 0 : compressedRun + 1;
+                hashed.push({ index, data, res });
+              })
               .finally(() => hashing--),
           );
         }

@@ -80,6 +80,8 @@ export interface HashWriteJob {
   /** The temp file is `<tmpDir>/<first 16 hex of the id>.<tmpName>`. */
   tmpName: string;
   fsync: boolean;
+  /** False: compress without sampling first (the put's last chunks all compressed); the 5% rule still decides. */
+  sample: boolean;
 }
 
 /** `tmp` null: the blob file existed, nothing was written. Otherwise the compressed blob file, not yet renamed. */
@@ -180,11 +182,11 @@ export function codecCore(deps: CodecDeps) {
    * Chooses the codec (sampling for 'auto'/'fast') and builds the file bytes for a data blob. The parts may
    * point into a scratch buffer: write them before the next encode.
    */
-  function encode(data: Uint8Array, choice: CodecChoice, level: number): EncodeResult {
+  function encode(data: Uint8Array, choice: CodecChoice, level: number, sample = true): EncodeResult {
     let codec: CodecName;
     if (choice === 'auto' || choice === 'fast') {
       const candidate: CodecName = choice === 'auto' ? 'zstd' : 'lz4';
-      codec = data.length < SMALL || !sampleSaysCompress(candidate, data, level) ? 'none' : candidate;
+      codec = data.length < SMALL || (sample && !sampleSaysCompress(candidate, data, level)) ? 'none' : candidate;
     } else {
       codec = choice;
     }
@@ -405,7 +407,7 @@ export function codecCore(deps: CodecDeps) {
   function hashWrite(job: HashWriteJob): HashWriteResult {
     const id = sha256hex(job.data);
     if (fs.existsSync(blobFile(job.blobsDir, id))) return { id, tmp: null, codec: null, storedSize: 0 };
-    const r = encode(job.data, job.choice, job.level);
+    const r = encode(job.data, job.choice, job.level, job.sample);
     const tmp = tmpFile(job.tmpDir, id, job.tmpName);
     writeTmp(tmp, r.parts, job.fsync);
     return { id, tmp, codec: r.codec, storedSize: r.storedSize };

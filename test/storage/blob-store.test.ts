@@ -87,6 +87,21 @@ describe('BlobStore basics', () => {
     expect(fs.readFileSync(blobFile(s.dataDir, rf.id))[4]).toBe(2);
   });
 
+  it('stores incompressible chunks raw even after a long run of compressible ones (sampling is skipped then)', async () => {
+    const s = await open();
+    const text = textLike(12 * 1024 * 1024, 5);
+    const rnd = prng(4 * 1024 * 1024, 9);
+    const r = await s.put(Buffer.concat([text, rnd]));
+    expect((await s.get(r.id)).equals(Buffer.concat([text, rnd]))).toBe(true);
+    const chunks = await Promise.all(s.list({ all: true }).filter((e) => e.kind === 'blob').map((e) => s.stat(e.id)));
+    const raw = chunks.filter((c) => c.codec === 'none');
+    const zstd = chunks.filter((c) => c.codec === 'zstd');
+    // The random tail is stored as it is (header only), the text compressed; no chunk is stored larger than it is.
+    expect(raw.reduce((a, c) => a + c.size, 0)).toBeGreaterThan(3.5 * 1024 * 1024);
+    expect(zstd.reduce((a, c) => a + c.size, 0)).toBeGreaterThan(11 * 1024 * 1024);
+    for (const c of chunks) expect(c.storedBytes).toBeLessThanOrEqual(c.size + 24);
+  });
+
   it('put from a stream equals put from a buffer (small and chunked)', async () => {
     const s = await open();
     for (const size of [1000, 3 * 1024 * 1024 + 17]) {
