@@ -188,8 +188,14 @@ export function chunkLengths(data: Uint8Array, sizes: ChunkSizes = DEFAULT_CHUNK
 /**
  * Incremental chunking of a stream: `push` pieces as they arrive and get back the chunks that are final;
  * `end()` returns the rest. Produces exactly the same boundaries as `chunkLengths` over the concatenation.
- * Memory stays below `max` plus the piece being pushed.
+ *
+ * Pieces are gathered until `max` + DRAIN_EXTRA bytes wait, then joined once and cut: a chunk is final only with
+ * `max` bytes after its start, so up to `max` bytes stay behind and are copied again by the next join. Draining
+ * as soon as `max` bytes waited re-copied ~1 MiB for every piece (64 KiB from the engine): 2.3 ms/MiB of copying
+ * plus the garbage collections of a 100 MiB checkpoint. Memory stays below `max` + DRAIN_EXTRA plus one piece.
  */
+const DRAIN_EXTRA = 3 * 1024 * 1024;
+
 export class StreamChunker {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -200,7 +206,7 @@ export class StreamChunker {
     if (piece.length === 0) return [];
     this.pending.push(piece);
     this.pendingBytes += piece.length;
-    if (this.pendingBytes < this.sizes.max) return [];
+    if (this.pendingBytes < this.sizes.max + DRAIN_EXTRA) return [];
     return this.drain(false);
   }
 

@@ -19,11 +19,15 @@ describe('FastCDC chunker', () => {
   it('streaming boundaries equal whole-buffer boundaries, sizes within bounds', () => {
     const data = prng(9 * MiB + 123, 5);
     const whole = chunkLengths(data);
-    const c = new StreamChunker();
-    const got: number[] = [];
-    for (let off = 0; off < data.length; off += 100_003) for (const ch of c.push(data.subarray(off, off + 100_003))) got.push(ch.length);
-    for (const ch of c.end()) got.push(ch.length);
-    expect(got).toEqual(whole);
+    // Small pieces (many joins), pieces larger than what is gathered before a join, and one byte at a time at first.
+    for (const piece of [100_003, 5 * MiB + 7]) {
+      const c = new StreamChunker();
+      const got: number[] = [];
+      for (const ch of c.push(data.subarray(0, 1))) got.push(ch.length);
+      for (let off = 1; off < data.length; off += piece) for (const ch of c.push(data.subarray(off, off + piece))) got.push(ch.length);
+      for (const ch of c.end()) got.push(ch.length);
+      expect(got).toEqual(whole);
+    }
     expect(whole.reduce((a, b) => a + b, 0)).toBe(data.length);
     for (const len of whole.slice(0, -1)) {
       expect(len).toBeGreaterThanOrEqual(16 * 1024);

@@ -276,8 +276,10 @@ export function archiveChanges(index: ChangeIndex, fetch: ArchiveSource): Captur
     yield* new ChangeArchive(index, fetch, stats).entries();
     settle();
   }
-  // Read ahead while the consumer stores what it has. Destroying the archive stops the reads too.
-  const archive = Readable.from(all(), { objectMode: false, highWaterMark: 4 * 1024 * 1024 });
+  // Read ahead while the consumer stores what it has (up to 256 pieces: headers, or up to 64 KiB of content each).
+  // Object mode hands the pieces over as they are; a byte stream's reader gets everything buffered joined into
+  // one new buffer on each read (a copy of the whole archive). Destroying the archive stops the reads too.
+  const archive = Readable.from(all(), { objectMode: true, highWaterMark: 256 });
   archive.once('close', settle);
   return { archive, deletions: index.deletions, stats, read };
 }
