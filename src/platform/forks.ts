@@ -6,6 +6,7 @@
  */
 import { type ExecuteRequest, type ExecuteResult, type ForkRequest, type ForkResult, type ForkVariantResult, LIMITS } from '@faas/protocol';
 import { FaasError, errorMessage } from '../errors.js';
+import { numberFromEnv } from './env-numbers.js';
 import { type Executor, toExecuteResult } from './executor.js';
 import { READ_ONLY_FILES } from './input-files.js';
 import type { SandboxService } from './sandboxes.js';
@@ -23,19 +24,11 @@ export interface ForkSettings {
   concurrency: number;
 }
 
-function intFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < min) throw new Error(`${name}="${raw}" must be a number >= ${min}`);
-  return n;
-}
-
 export function forkSettingsFromEnv(env: NodeJS.ProcessEnv): ForkSettings {
   return {
-    retentionMs: intFromEnv(env, 'FAAS_FORK_RETENTION_S', 900, 0) * 1000,
-    retainMax: Math.floor(intFromEnv(env, 'FAAS_FORK_RETAIN_MAX', 32, 1)),
-    concurrency: Math.floor(intFromEnv(env, 'FAAS_FORK_CONCURRENCY', 4, 1)),
+    retentionMs: numberFromEnv(env, 'FAAS_FORK_RETENTION_S', 900, 0) * 1000,
+    retainMax: Math.floor(numberFromEnv(env, 'FAAS_FORK_RETAIN_MAX', 32, 1)),
+    concurrency: Math.floor(numberFromEnv(env, 'FAAS_FORK_CONCURRENCY', 4, 1)),
   };
 }
 

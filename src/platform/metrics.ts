@@ -35,6 +35,24 @@ export class PlatformMetrics {
     registers: [this.registry],
   });
 
+  readonly storageGcRemovedBlobs = new client.Counter({
+    name: 'faas_storage_gc_removed_blobs_total',
+    help: 'Blobs (snapshot files, cached results, chunks) removed by the periodic storage gc because nothing referenced them.',
+    registers: [this.registry],
+  });
+
+  readonly storageGcRemovedBytes = new client.Counter({
+    name: 'faas_storage_gc_removed_bytes_total',
+    help: 'Stored bytes reclaimed by the periodic storage gc.',
+    registers: [this.registry],
+  });
+
+  readonly storageGcFailures = new client.Counter({
+    name: 'faas_storage_gc_failures_total',
+    help: 'Periodic storage gc runs that failed (retried at the next interval).',
+    registers: [this.registry],
+  });
+
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'faas_gateway_' });
   }

@@ -25,6 +25,7 @@ import { BlobStore, storageConfigFromEnv } from '../storage/index.js';
 import { ResultCache, cacheTtlFromEnv } from './result-cache.js';
 import { SnapshotService } from './snapshots.js';
 import { ForkService, forkSettingsFromEnv } from './forks.js';
+import { StorageGc, storageGcSettingsFromEnv } from './storage-gc.js';
 
 export interface Platform {
   config: GatewayConfig;
@@ -48,6 +49,8 @@ export interface Platform {
   resultCache: ResultCache;
   snapshots: SnapshotService;
   forks: ForkService;
+  /** Removes blobs nothing references any more, every FAAS_STORAGE_GC_INTERVAL_S. */
+  storageGc: StorageGc;
   /** Stops background work and detaches from sandboxes (persistent ones keep running). */
   close(): Promise<void>;
 }
@@ -106,6 +109,7 @@ export async function createPlatform(config: GatewayConfig): Promise<Platform> {
     forkRetainMax: forkSettings.retainMax,
   });
   const forks = new ForkService(executor, sandboxes, snapshots, forkSettings);
+  const storageGc = new StorageGc(blobs, quiet, metrics, storageGcSettingsFromEnv(env));
   snapshots.sweepInternal(forkSettings.retentionMs);
 
   store.failInterruptedExecutions('the gateway stopped while this execution ran', new Date().toISOString());
@@ -127,6 +131,7 @@ export async function createPlatform(config: GatewayConfig): Promise<Platform> {
   };
   const idleTimer = setInterval(() => void tick().catch(() => undefined), config.idleCheckMs);
   idleTimer.unref();
+  storageGc.start();
 
   return {
     config,
@@ -145,8 +150,10 @@ export async function createPlatform(config: GatewayConfig): Promise<Platform> {
     resultCache,
     snapshots,
     forks,
+    storageGc,
     async close() {
       clearInterval(idleTimer);
+      await storageGc.close();
       await executor.close();
       await pools.close();
       sandboxes.close();

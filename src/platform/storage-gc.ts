@@ -1,0 +1,75 @@
+/**
+ * Reclaims the space of blobs nothing references any more: deleted snapshots, expired or cleared cached results,
+ * swept fork state. Deleting those drops references at once; their blobs go when this runs the BlobStore's gc,
+ * every FAAS_STORAGE_GC_INTERVAL_S, in a pause between executions (unlinking thousands of chunk files costs CPU).
+ */
+import type { BlobStore, GcReport } from '../storage/index.js';
+import { numberFromEnv } from './env-numbers.js';
+import type { PlatformMetrics } from './metrics.js';
+import type { QuietTime } from './quiet-time.js';
+
+export interface StorageGcSettings {
+  /** How often gc runs (FAAS_STORAGE_GC_INTERVAL_S, default 3600 s; 0: never, `faas storage gc` by hand). */
+  intervalMs: number;
+  /** Unreferenced blobs younger than this are kept (FAAS_STORAGE_GC_GRACE_S, default 3600 s). */
+  graceMs: number;
+}
+
+export function storageGcSettingsFromEnv(env: NodeJS.ProcessEnv): StorageGcSettings {
+  return {
+    intervalMs: numberFromEnv(env, 'FAAS_STORAGE_GC_INTERVAL_S', 3600, 0) * 1000,
+    graceMs: numberFromEnv(env, 'FAAS_STORAGE_GC_GRACE_S', 3600, 0) * 1000,
+  };
+}
+
+export class StorageGc {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<GcReport | null> | null = null;
+  private closed = false;
+  /** The last run's outcome, for whoever asks why space is (not) coming back. */
+  last: { at: Date; report: GcReport } | { at: Date; error: string } | null = null;
+
+  constructor(
+    private readonly blobs: BlobStore,
+    private readonly quiet: QuietTime,
+    private readonly metrics: PlatformMetrics,
+    private readonly settings: StorageGcSettings,
+  ) {}
+
+  start(): void {
+    if (this.settings.intervalMs <= 0 || this.timer) return;
+    this.timer = setInterval(() => void this.runOnce(), this.settings.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Runs gc once (after a pause in executions); a run already under way is joined, not doubled. */
+  runOnce(): Promise<GcReport | null> {
+    this.running ??= this.run().finally(() => (this.running = null));
+    return this.running;
+  }
+
+  private async run(): Promise<GcReport | null> {
+    await this.quiet.wait();
+    if (this.closed) return null;
+    try {
+      const report = await this.blobs.gc({ graceMs: this.settings.graceMs });
+      this.last = { at: new Date(), report };
+      this.metrics.storageGcRemovedBlobs.inc(report.removed);
+      this.metrics.storageGcRemovedBytes.inc(report.removedBytes);
+      return report;
+    } catch (err) {
+      // The next round tries again; a failing gc must not take the gateway down.
+      this.last = { at: new Date(), error: err instanceof Error ? err.message : String(err) };
+      this.metrics.storageGcFailures.inc();
+      return null;
+    }
+  }
+
+  /** Stops the schedule and waits for a run under way, so the store is not closed under it. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.running;
+  }
+}
