@@ -2,6 +2,8 @@
  * Shared shape of the benchmark suite. Every figure is reported next to a baseline measured in the same run, so
  * a noisy machine shifts both and the ratio stays meaningful.
  */
+import fs from 'node:fs';
+
 export interface BenchRow {
   suite: string;
   name: string;
@@ -40,4 +42,39 @@ export function percentile(sorted: number[], p: number): number {
 export function summarize(samples: number[]): { p50: number; p95: number; p99: number } {
   const sorted = [...samples].sort((a, b) => a - b);
   return { p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99) };
+}
+
+/** Busy share of all CPUs over `ms`, from /proc/stat (null where there is none). */
+async function cpuBusy(ms: number): Promise<number | null> {
+  const read = (): number[] | null => {
+    try {
+      const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+      return line.trim().split(/\s+/).slice(1).map(Number);
+    } catch {
+      return null;
+    }
+  };
+  const a = read();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = read();
+  if (!a || !b) return null;
+  const delta = b.map((v, i) => v - (a[i] ?? 0));
+  const total = delta.reduce((x, y) => x + y, 0);
+  const idle = (delta[3] ?? 0) + (delta[4] ?? 0); // idle + iowait
+  return total > 0 ? 1 - idle / total : null;
+}
+
+/**
+ * Waits until the machine is quiet (under 15% of all CPUs busy for a second), at most `maxMs`: a suite that removed
+ * hundreds of sandboxes leaves the engine and the kernel busy for a while (unmounts, discards, writeback), which
+ * the next suite would otherwise measure as its own. Returns how long it waited.
+ */
+export async function settleMachine(maxMs = 60_000): Promise<{ waitedMs: number; busy: number | null }> {
+  const started = performance.now();
+  let busy: number | null = null;
+  while (performance.now() - started < maxMs) {
+    busy = await cpuBusy(1000);
+    if (busy === null || busy < 0.15) break;
+  }
+  return { waitedMs: performance.now() - started, busy };
 }

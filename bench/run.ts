@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { PACKAGE_ROOT } from '../src/config.js';
-import type { BenchRow, BenchSuite } from './lib.js';
+import { type BenchRow, type BenchSuite, settleMachine } from './lib.js';
 
 const SUITES: Record<string, () => Promise<{ suite: BenchSuite }>> = {
   core: () => import('./suites/core.js'),
@@ -34,7 +34,9 @@ async function main(): Promise<void> {
     for (const name of names) {
       const load = SUITES[name];
       if (!load) throw new Error(`unknown suite "${name}"; known: ${Object.keys(SUITES).join(', ')}`);
-      console.error(`[bench] ${name}${quick ? ' (quick)' : ''} …`);
+      const settled = await settleMachine();
+      const waited = settled.waitedMs > 1500 ? ` (after ${(settled.waitedMs / 1000).toFixed(0)} s for the machine to settle${settled.busy !== null && settled.busy >= 0.15 ? `; still ${(settled.busy * 100).toFixed(0)}% busy` : ''})` : '';
+      console.error(`[bench] ${name}${quick ? ' (quick)' : ''} …${waited}`);
       const { suite } = await load();
       rows.push(...(await suite.run({ quick, workDir })));
     }
