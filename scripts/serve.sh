@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec node bin/faas.js serve "$@"
+exec bin/faas.js serve "$@"  # its shebang sets the heap flags the gateway runs with

@@ -177,7 +177,9 @@ const TRUST_COMPRESSION = 8;
 /** A chunk of a chunked put as a worker left it (`res.tmp`: its compressed file, not yet renamed into place). */
 interface HashedChunk {
   index: number;
-  data: Uint8Array;
+  /** Its bytes, as views of the pieces of input it spans. */
+  parts: Buffer[];
+  size: number;
   res: HashWriteResult;
 }
 
@@ -200,6 +202,11 @@ interface StoredChunks {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** The bytes of `parts` as one buffer (a view when there is one part). */
+function joined(parts: Buffer[], size: number): Buffer {
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+}
 /** A DELETING row older than this belongs to a crashed gc: a put may take the id over. */
 const STALE_DELETING_MS = 30_000;
 
@@ -617,7 +624,7 @@ export class BlobStore {
       if (chunked === true) return this.putChunked(this.sliceAll(all), choice, ref);
       return this.putSingle(all, choice, ref);
     }
-    async function* pieces(): AsyncGenerator<Buffer> {
+    async function* pieces(): AsyncGenerator<Buffer[]> {
       for (const p of head) for (const c of chunker.push(p)) yield c;
       for (;;) {
         const r = await it.next();
@@ -630,10 +637,10 @@ export class BlobStore {
     return this.putChunked(pieces(), choice, ref);
   }
 
-  private *sliceAll(buf: Buffer): Generator<Buffer> {
+  private *sliceAll(buf: Buffer): Generator<Buffer[]> {
     let off = 0;
     for (const len of chunkBoundaries(buf, this.chunkSizes)) {
-      yield buf.subarray(off, off + len);
+      yield [buf.subarray(off, off + len)];
       off += len;
     }
   }
@@ -657,12 +664,12 @@ export class BlobStore {
    * Chunks are split in this thread (~0.5 ms/MiB in wasm) and fed to the whole-content hash, one at a time as the
    * pipeline has room, so the event loop turns between chunks; the workers hash, compress and write them.
    */
-  private async putChunked(chunks: Iterable<Buffer> | AsyncIterable<Buffer>, choice: CodecChoice, ref: string | null): Promise<PutResult> {
+  private async putChunked(chunks: Iterable<Buffer[]> | AsyncIterable<Buffer[]>, choice: CodecChoice, ref: string | null): Promise<PutResult> {
     const whole = crypto.createHash('sha256');
-    async function* hashed(): AsyncGenerator<Buffer> {
-      for await (const c of chunks) {
-        whole.update(c);
-        yield c;
+    async function* hashed(): AsyncGenerator<Buffer[]> {
+      for await (const parts of chunks) {
+        for (const p of parts) whole.update(p);
+        yield parts;
       }
     }
     return this.withPin(async (pin) => {
@@ -691,7 +698,7 @@ export class BlobStore {
    * place. Claims wait until `CLAIM_BATCH` chunks came back (or the input ended, or nothing else is in flight);
    * one transaction then records the files renamed since the last one and claims them all.
    */
-  private async storeChunks(chunks: AsyncIterator<Buffer>, choice: CodecChoice, pin: string): Promise<StoredChunks> {
+  private async storeChunks(chunks: AsyncIterator<Buffer[]>, choice: CodecChoice, pin: string): Promise<StoredChunks> {
     const out: StoredChunks = { entries: [], added: 0, stored: 0, newChunks: 0 };
     const inflight = new Set<Promise<void>>();
     /** Chunks back from the workers, not claimed yet. */
@@ -717,7 +724,7 @@ export class BlobStore {
       out.newChunks++;
     };
     /** A chunk whose claim is in: rename its temp file into place, or drop it when the blob exists. */
-    const settle = async ({ data, res }: HashedChunk, claim: Claim | 'wait'): Promise<void> => {
+    const settle = async ({ parts, size, res }: HashedChunk, claim: Claim | 'wait'): Promise<void> => {
       if (claim === 'wait') {
         try {
           claim = await this.claim(res.id, KIND_DATA, pin);
@@ -736,10 +743,10 @@ export class BlobStore {
           this.releaseClaim(res.id, pin);
           throw this.wrapWriteError(err);
         }
-        wrote({ id: res.id, kind: KIND_DATA, size: data.length, storedSize: res.storedSize, codec: res.codec!, isRoot: false });
+        wrote({ id: res.id, kind: KIND_DATA, size, storedSize: res.storedSize, codec: res.codec!, isRoot: false });
       } else {
         // Its file existed when the worker looked, but the database does not know it (or it was being deleted).
-        wrote(await this.writeData(res.id, data, choice, false, pin));
+        wrote(await this.writeData(res.id, joined(parts, size), choice, false, pin));
       }
     };
     let more = true;
@@ -755,10 +762,11 @@ export class BlobStore {
             more = false;
             break;
           }
-          const data = r.value;
-          const index = out.entries.push({ id: '', size: data.length }) - 1;
+          const parts = r.value;
+          const size = parts.reduce((n, p) => n + p.length, 0);
+          const index = out.entries.push({ id: '', size }) - 1;
           const job = {
-            data,
+            data: parts,
             choice,
             level: this.zstdLevel,
             blobsDir: this.blobsDir,
@@ -773,7 +781,7 @@ export class BlobStore {
               .then((res) => {
                 // A dedup hit (no codec) says nothing about the data; one stored raw restarts the sampling.
                 if (res.codec !== null) compressedRun = res.codec === 'none' ? 0 : compressedRun + 1;
-                hashed.push({ index, data, res });
+                hashed.push({ index, parts, size, res });
               })
               .finally(() => hashing--),
           );

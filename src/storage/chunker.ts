@@ -149,11 +149,50 @@ function memoryView(bytes: number): Uint8Array {
   tables.set(GEAR.map((v) => v << 1), 256);
 }
 
+/** Bytes in several pieces, read as one run without joining them. */
+export class Pieces {
+  readonly length: number;
+  /** Where the piece a sequential `slice` reached starts, and its index. */
+  private at = 0;
+  private index = 0;
+
+  constructor(private readonly pieces: Buffer[]) {
+    this.length = pieces.reduce((n, p) => n + p.length, 0);
+  }
+
+  /** Copies bytes [from, to) to `target` at `into`. */
+  copyTo(target: Uint8Array, into: number, from: number, to: number): void {
+    let start = 0;
+    for (const p of this.pieces) {
+      const end = start + p.length;
+      if (end > from && start < to) {
+        const a = Math.max(from, start) - start;
+        const b = Math.min(to, end) - start;
+        target.set(p.subarray(a, b), into);
+        into += b - a;
+      }
+      if (end >= to) break;
+      start = end;
+    }
+  }
+
+  /** Bytes [from, to) as views of the pieces (no copy). Calls must move forward: each starts where one ended. */
+  slice(from: number, to: number): Buffer[] {
+    const out: Buffer[] = [];
+    while (this.index < this.pieces.length && this.at + this.pieces[this.index]!.length <= from) this.at += this.pieces[this.index++]!.length;
+    for (let i = this.index, start = this.at; i < this.pieces.length && start < to; start += this.pieces[i]!.length, i++) {
+      const p = this.pieces[i]!;
+      out.push(p.subarray(Math.max(from, start) - start, Math.min(to, start + p.length) - start));
+    }
+    return out;
+  }
+}
+
 /**
  * Lengths of the chunks of `data`, in order, computed as they are consumed. With `final` false it stops where
  * fewer than `max` bytes remain (a later cut point could still depend on bytes that have not arrived).
  */
-export function* chunkBoundaries(data: Uint8Array, sizes: ChunkSizes = DEFAULT_CHUNK_SIZES, final = true): Generator<number> {
+export function* chunkBoundaries(data: Uint8Array | Pieces, sizes: ChunkSizes = DEFAULT_CHUNK_SIZES, final = true): Generator<number> {
   const bits = Math.round(Math.log2(sizes.avg));
   const maskS = highMask(bits + 1);
   const maskL = highMask(bits - 1);
@@ -169,7 +208,9 @@ export function* chunkBoundaries(data: Uint8Array, sizes: ChunkSizes = DEFAULT_C
       const to = off + limit;
       if (loaded?.owner !== owner || from < loaded.start || to > loaded.end) {
         loaded = { owner, start: from, end: Math.min(data.length, from + capacity) };
-        memoryView(DATA + capacity).set(data.subarray(loaded.start, loaded.end), DATA);
+        const view = memoryView(DATA + capacity);
+        if (data instanceof Pieces) data.copyTo(view, DATA, loaded.start, loaded.end);
+        else view.set(data.subarray(loaded.start, loaded.end), DATA);
       }
       const base = DATA - loaded.start; // memory address of data[x] is base + x
       const cut = scan(base + from, base + off + Math.min(limit, sizes.avg), base + to, maskS, maskL);
@@ -186,13 +227,14 @@ export function chunkLengths(data: Uint8Array, sizes: ChunkSizes = DEFAULT_CHUNK
 }
 
 /**
- * Incremental chunking of a stream: `push` pieces as they arrive and get back the chunks that are final;
- * `end()` returns the rest. Produces exactly the same boundaries as `chunkLengths` over the concatenation.
+ * Incremental chunking of a stream: `push` pieces as they arrive and get back the chunks that are final, each as
+ * views of the pieces it spans (never joined: the reader copies them once, where they go); `end()` returns the
+ * rest. Produces exactly the same boundaries as `chunkLengths` over the concatenation.
  *
- * Pieces are gathered until `max` + DRAIN_EXTRA bytes wait, then joined once and cut: a chunk is final only with
- * `max` bytes after its start, so up to `max` bytes stay behind and are copied again by the next join. Draining
- * as soon as `max` bytes waited re-copied ~1 MiB for every piece (64 KiB from the engine): 2.3 ms/MiB of copying
- * plus the garbage collections of a 100 MiB checkpoint. Memory stays below `max` + DRAIN_EXTRA plus one piece.
+ * Pieces are gathered until `max` + DRAIN_EXTRA bytes wait, then cut: a chunk is final only with `max` bytes after
+ * its start, so up to `max` bytes stay behind for the next round. (Joining the pieces into one buffer at each
+ * round re-copied ~1 MiB per 64 KiB piece from the engine when rounds came at `max`: 2.3 ms/MiB of copying plus
+ * the garbage collections it caused in a 100 MiB checkpoint.) Memory stays below `max` + DRAIN_EXTRA plus one piece.
  */
 const DRAIN_EXTRA = 3 * 1024 * 1024;
 
@@ -202,7 +244,7 @@ export class StreamChunker {
 
   constructor(private readonly sizes: ChunkSizes = DEFAULT_CHUNK_SIZES) {}
 
-  push(piece: Buffer): Buffer[] {
+  push(piece: Buffer): Buffer[][] {
     if (piece.length === 0) return [];
     this.pending.push(piece);
     this.pendingBytes += piece.length;
@@ -210,22 +252,21 @@ export class StreamChunker {
     return this.drain(false);
   }
 
-  end(): Buffer[] {
+  end(): Buffer[][] {
     return this.drain(true);
   }
 
-  private drain(final: boolean): Buffer[] {
+  private drain(final: boolean): Buffer[][] {
     if (this.pendingBytes === 0) return [];
-    const buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-    const out: Buffer[] = [];
+    const pieces = new Pieces(this.pending);
+    const out: Buffer[][] = [];
     let off = 0;
-    for (const len of chunkBoundaries(buf, this.sizes, final)) {
-      out.push(buf.subarray(off, off + len));
+    for (const len of chunkBoundaries(pieces, this.sizes, final)) {
+      out.push(pieces.slice(off, off + len));
       off += len;
     }
-    const rest = buf.subarray(off);
-    this.pending = rest.length > 0 ? [rest] : [];
-    this.pendingBytes = rest.length;
+    this.pending = pieces.slice(off, pieces.length);
+    this.pendingBytes = pieces.length - off;
     return out;
   }
 }

@@ -188,27 +188,31 @@ export class CodecPool {
 
   /** Chooses the codec, compresses and writes the blob file of a known id atomically. */
   async encodeWrite(job: EncodeWriteJob): Promise<{ codec: CodecName; storedSize: number }> {
-    return this.offload<{ codec: CodecName; storedSize: number }>('encodeWrite', job) ?? core().encodeWrite(job);
-  }
-
-  /** Hashes a chunk and, unless its blob file exists, compresses it into a temp file (`codecCore.hashWrite`). */
-  async hashWrite(job: HashWriteJob): Promise<HashWriteResult> {
-    return this.offload<HashWriteResult>('hashWrite', job) ?? core().hashWrite(job);
+    return this.offload<{ codec: CodecName; storedSize: number }>('encodeWrite', job, [job.data]) ?? core().encodeWrite(job);
   }
 
   /**
-   * Runs a job on `job.data` in a worker, or returns null when it should run inline (small, or no workers). The
-   * data is copied into a buffer of its own and transferred (cloning a view would copy its whole parent buffer);
-   * the worker transfers it back with the result, so steady state allocates nothing.
+   * Hashes a chunk and, unless its blob file exists, compresses it into a temp file (`codecCore.hashWrite`). The
+   * chunk may come in parts (views of the pieces of a stream it spans): they are copied once, where the job runs.
    */
-  private offload<T>(op: string, job: { data: Uint8Array }): Promise<T> | null {
-    if (job.data.length <= INLINE_BYTES || this.size === 0 || this.closed) return null;
-    let copy: Uint8Array;
-    if (job.data.length <= POOL_BUF) {
-      copy = new Uint8Array(this.free.pop() ?? new ArrayBuffer(POOL_BUF), 0, job.data.length);
-      copy.set(job.data);
-    } else {
-      copy = new Uint8Array(job.data);
+  async hashWrite(job: Omit<HashWriteJob, 'data'> & { data: Uint8Array | readonly Uint8Array[] }): Promise<HashWriteResult> {
+    const parts = job.data instanceof Uint8Array ? [job.data] : job.data;
+    return this.offload<HashWriteResult>('hashWrite', job, parts) ?? core().hashWrite({ ...job, data: parts.length === 1 ? parts[0]! : Buffer.concat(parts) });
+  }
+
+  /**
+   * Runs a job on its data (`parts`, in order) in a worker, or returns null when it should run inline (small, or no
+   * workers). The data is copied into a buffer of its own and transferred (cloning a view would copy its whole
+   * parent buffer); the worker transfers it back with the result, so steady state allocates nothing.
+   */
+  private offload<T>(op: string, job: object, parts: readonly Uint8Array[]): Promise<T> | null {
+    const size = parts.reduce((n, p) => n + p.length, 0);
+    if (size <= INLINE_BYTES || this.size === 0 || this.closed) return null;
+    const copy = new Uint8Array(size <= POOL_BUF ? (this.free.pop() ?? new ArrayBuffer(POOL_BUF)) : new ArrayBuffer(size), 0, size);
+    let at = 0;
+    for (const p of parts) {
+      copy.set(p, at);
+      at += p.length;
     }
     return this.call<T>({ op, ...job, data: copy }, [copy.buffer as ArrayBuffer]);
   }

@@ -14,7 +14,8 @@ export interface ServeProcess {
 
 /** Starts the gateway on a free port and resolves once it printed where it listens. */
 export function startServe(args: string[], env: Record<string, string> = {}): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [FAAS_BIN, 'serve', '--port', '0', ...args], {
+  // Through its shebang, as users run it (it carries the gateway's V8 heap flags).
+  const child = spawn(FAAS_BIN, ['serve', '--port', '0', ...args], {
     // Dependency caches (volumes that outlive the gateway) stay off unless a caller asks for them.
     env: { ...process.env, FAAS_DEPENDENCY_CACHES: 'off', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -23,10 +23,12 @@ describe('FastCDC chunker', () => {
     for (const piece of [100_003, 5 * MiB + 7]) {
       const c = new StreamChunker();
       const got: number[] = [];
-      for (const ch of c.push(data.subarray(0, 1))) got.push(ch.length);
-      for (let off = 1; off < data.length; off += piece) for (const ch of c.push(data.subarray(off, off + piece))) got.push(ch.length);
-      for (const ch of c.end()) got.push(ch.length);
-      expect(got).toEqual(whole);
+      const chunks = [...c.push(data.subarray(0, 1))];
+      for (let off = 1; off < data.length; off += piece) chunks.push(...c.push(data.subarray(off, off + piece)));
+      chunks.push(...c.end());
+      // Each chunk comes as views of the pieces it spans; together they are the input, in order.
+      expect(chunks.map((parts) => parts.reduce((n, p) => n + p.length, 0))).toEqual(whole);
+      expect(Buffer.concat(chunks.flat()).equals(data)).toBe(true);
     }
     expect(whole.reduce((a, b) => a + b, 0)).toBe(data.length);
     for (const len of whole.slice(0, -1)) {
