@@ -7,7 +7,8 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { AgentClient, type FileEvent, type ProcessEvent } from '../../src/runtimes/agent/index.js';
 import { FrameDecoder, FrameType, encodeFrame, encodePing, type Frame } from '../../src/runtimes/agent/protocol.js';
-import { buildAgent, collect, connect, pidAlive, startAgent, waitFor, type RunningAgent } from './helpers.js';
+import { buildAgent, collect, connect, pidAlive, startAgent, type RunningAgent } from './helpers.js';
+import { waitFor } from '../helpers/wait.js';
 
 let agent: RunningAgent;
 let clients: AgentClient[] = [];
@@ -191,7 +192,7 @@ describe('faas-agent: processes', () => {
     const e = await p.exited;
     expect(Date.now() - t0).toBeLessThan(1000);
     expect(e.signal).toBe('SIGKILL');
-    await waitFor(() => kids.every((k) => !pidAlive(k)), 1000, 'children to die');
+    await waitFor('children to die', () => kids.every((k) => !pidAlive(k)), 1000);
   });
 
   it('sends EXIT ~50 ms after the reap when a grandchild keeps the pipes open', async () => {
@@ -213,10 +214,10 @@ describe('faas-agent: pty', () => {
     const p = c.spawn({ argv: ['sh', '-c', 'stty size; read x; stty size; sleep 30; echo after'], pty: { cols: 100, rows: 30 } });
     let out = '';
     p.on('stdout', (b: Buffer) => (out += b.toString()));
-    await waitFor(() => out.includes('30 100'), 5000, 'initial stty size');
+    await waitFor('initial stty size', () => out.includes('30 100'), 5000);
     p.resize(132, 50);
     p.write('\n');
-    await waitFor(() => out.includes('50 132'), 5000, 'resized stty size');
+    await waitFor('resized stty size', () => out.includes('50 132'), 5000);
     await new Promise((res) => setTimeout(res, 100));
     p.write('\x03');
     const e = await p.exited;
@@ -235,7 +236,7 @@ describe('faas-agent: events', () => {
     const p = c.spawn({ argv: ['sh', '-c', 'exit 4'] });
     const pid = await p.started;
     await p.exited;
-    await waitFor(() => events.length >= 2, 2000, 'process events');
+    await waitFor('process events', () => events.length >= 2, 2000);
     expect(events[0]).toEqual({ pid, command: 'sh -c exit 4', event: 'started', execId: p.id });
     expect(events[1]).toEqual({ pid, command: 'sh -c exit 4', event: 'exited', execId: p.id, exitCode: 4, signal: null });
   });
@@ -250,22 +251,22 @@ describe('faas-agent: events', () => {
     const run = async (cmd: string) => expect((await c.spawn({ argv: ['sh', '-c', cmd] }).exited).exitCode).toBe(0);
 
     await run('echo hi > f.txt');
-    await waitFor(() => has({ path: 'f.txt', event: 'created' }) && has({ path: 'f.txt', event: 'modified' }), 2000, 'create+modify');
+    await waitFor('create+modify', () => has({ path: 'f.txt', event: 'created' }) && has({ path: 'f.txt', event: 'modified' }), 2000);
     await run('mv f.txt g.txt');
-    await waitFor(() => has({ path: 'g.txt', event: 'renamed', from: 'f.txt' }), 2000, 'rename');
+    await waitFor('rename', () => has({ path: 'g.txt', event: 'renamed', from: 'f.txt' }), 2000);
     await run('rm g.txt');
-    await waitFor(() => has({ path: 'g.txt', event: 'deleted' }), 2000, 'delete');
+    await waitFor('delete', () => has({ path: 'g.txt', event: 'deleted' }), 2000);
     await run('mkdir -p a/b && touch a/b/c');
-    await waitFor(() => has({ path: 'a', event: 'created', isDir: true }) && has({ path: 'a/b', event: 'created', isDir: true }) && has({ path: 'a/b/c', event: 'created' }), 2000, 'nested');
+    await waitFor('nested', () => has({ path: 'a', event: 'created', isDir: true }) && has({ path: 'a/b', event: 'created', isDir: true }) && has({ path: 'a/b/c', event: 'created' }), 2000);
     await run('mv a/b a/z && echo x > a/z/d');
-    await waitFor(() => has({ path: 'a/z', event: 'renamed', from: 'a/b' }) && has({ path: 'a/z/d', event: 'modified' }), 2000, 'dir rename');
+    await waitFor('dir rename', () => has({ path: 'a/z', event: 'renamed', from: 'a/b' }) && has({ path: 'a/z/d', event: 'modified' }), 2000);
     const outside = path.join(agent.dir, 'outside');
     await run(`mkdir ${outside} && echo 1 > ${outside}/x && mv ${outside} moved-in && mv a ${agent.dir}/gone`);
-    await waitFor(() => has({ path: 'moved-in', event: 'created', isDir: true }) && has({ path: 'moved-in/x', event: 'created' }) && has({ path: 'a', event: 'deleted' }), 2000, 'move in/out');
+    await waitFor('move in/out', () => has({ path: 'moved-in', event: 'created', isDir: true }) && has({ path: 'moved-in/x', event: 'created' }) && has({ path: 'a', event: 'deleted' }), 2000);
     // nothing from the moved-out directory afterwards
     events.length = 0;
     await run(`touch ${agent.dir}/gone/new && touch marker`);
-    await waitFor(() => has({ path: 'marker', event: 'created' }), 2000, 'marker');
+    await waitFor('marker', () => has({ path: 'marker', event: 'created' }), 2000);
     expect(events.filter((e) => e.path.includes('new'))).toEqual([]);
   });
 
@@ -279,7 +280,7 @@ describe('faas-agent: events', () => {
     await c.ping();
     const p = c.spawn({ argv: ['sh', '-c', `echo '{"name":"metrics","data":{"loss":0.5}}' > "$FAAS_EVENTS"; printf 'a\\nb\\n' > "$FAAS_EVENTS"; head -c 70000 /dev/zero | tr '\\0' x > "$FAAS_EVENTS"; echo >> "$FAAS_EVENTS"; echo last > "$FAAS_EVENTS"`] });
     expect((await p.exited).exitCode).toBe(0);
-    await waitFor(() => lines.includes('last'), 2000, 'custom events');
+    await waitFor('custom events', () => lines.includes('last'), 2000);
     expect(lines).toEqual(['{"name":"metrics","data":{"loss":0.5}}', 'a', 'b', 'last']);
     expect(JSON.parse(lines[0]!)).toEqual({ name: 'metrics', data: { loss: 0.5 } });
     expect(errors.join()).toMatch(/longer than 65536/);
@@ -411,7 +412,7 @@ describe('faas-agent: requests and connections', () => {
     const exit = new Promise<number | null>((r) => agent.proc.once('exit', (code) => r(code)));
     agent.proc.kill('SIGTERM');
     expect(await exit).toBe(0);
-    await waitFor(() => !pidAlive(pid) && kids.every((k) => !pidAlive(k)), 2000, 'children killed');
+    await waitFor('children killed', () => !pidAlive(pid) && kids.every((k) => !pidAlive(k)), 2000);
     expect(fs.existsSync(agent.socket)).toBe(false);
   });
 });

@@ -85,16 +85,6 @@ export async function collect(p: AgentProcess): Promise<Collected> {
   return { stdout: Buffer.concat(out), stderr: Buffer.concat(err), ...e, order };
 }
 
-export async function waitFor<T>(fn: () => T | undefined | false, timeoutMs = 5000, what = 'condition'): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);

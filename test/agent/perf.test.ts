@@ -4,7 +4,8 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import type { AgentClient } from '../../src/runtimes/agent/index.js';
 import { FrameDecoder, FrameType, encodeSignal, encodeSpawn, encodeSubscribe } from '../../src/runtimes/agent/protocol.js';
-import { buildAgent, connect, startAgent, waitFor, type RunningAgent } from './helpers.js';
+import { buildAgent, connect, startAgent, type RunningAgent } from './helpers.js';
+import { waitFor } from '../helpers/wait.js';
 import fs from 'node:fs';
 
 let agent: RunningAgent;
@@ -95,8 +96,8 @@ describe('faas-agent: performance and flow control', () => {
       }
     });
     s.resume();
-    await waitFor(() => exit, 5000, 'EXIT after draining');
-    await waitFor(() => notes.length > 0, 5000, 'drop report');
+    await waitFor('EXIT after draining', () => exit, 5000);
+    await waitFor('drop report', () => notes.length > 0, 5000);
     expect(notes[0]).toMatch(/^\d+ broadcast events were dropped/);
     s.destroy();
   });

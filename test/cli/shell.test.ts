@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FaasClient } from '@faas/sdk';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { BIN, ROOT, buildCli } from './build.js';
+import { waitFor } from '../helpers/wait.js';
 
 
 let gw: TestGateway;
@@ -18,15 +19,6 @@ const sessions: string[] = [];
 const tmux = (...args: string[]): string => execFileSync('tmux', args, { encoding: 'utf8' });
 const screen = (session: string): string => tmux('capture-pane', '-p', '-t', session);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what: string, check: () => boolean, timeoutMs = 15_000, show = () => ''): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (check()) return;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}\n${show()}`);
-}
 
 /** Starts `faas shell ID` in a detached tmux session; the wrapper records its exit code and the tty settings. */
 function startShell(name: string, id: string): { exitFile: string; sttyFile: string } {

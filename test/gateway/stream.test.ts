@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ClientOutbox, type OutboxSocket } from '../../src/gateway/stream.js';
 import { api, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { TestStream } from '../helpers/ws.js';
+import { waitFor } from '../helpers/wait.js';
 
 let gw: TestGateway;
 let id: string;
@@ -31,22 +32,14 @@ function serverEnd(g: TestGateway, client: TestStream): { readyState: number } |
   return [...g.gateway.app.websocketServer.clients].find((c) => (c as unknown as { _socket?: { remotePort?: number } })._socket?.remotePort === port);
 }
 
-async function until(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /**
  * A paused client is cut by the gateway (its end turns CLOSING) while the client cannot see it; once it reads
  * again, the close frame comes after at most what the socket and kernel held.
  */
 async function expectCut(g: TestGateway, client: TestStream, reason: RegExp): Promise<void> {
-  await until('the gateway closes the paused client', () => serverEnd(g, client)?.readyState !== 1 /* OPEN */, 20_000);
+  await waitFor('the gateway closes the paused client', () => serverEnd(g, client)?.readyState !== 1 /* OPEN */, 20_000);
   tcpOf(client).resume();
-  await until('the client sees the close', () => client.closed !== null, 10_000);
+  await waitFor('the client sees the close', () => client.closed !== null, 10_000);
   expect(client.closed?.code).toBe(1013);
   expect(client.closed?.reason).toMatch(reason);
 }

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storageGcSettingsFromEnv } from '../../src/platform/storage-gc.js';
 import { api, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { waitFor } from '../helpers/wait.js';
 
 let gw: TestGateway;
 
@@ -16,14 +17,6 @@ afterAll(async () => {
 const execute = (body: unknown) => api(gw.url, 'POST', '/api/v1/execute', body);
 const storedBytes = () => gw.gateway.platform.blobs.stats().stored_bytes;
 
-async function until(what: string, check: () => boolean, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe('periodic storage gc', () => {
   it("removes a deleted snapshot's blobs and keeps those still referenced, even while snapshots are being taken", async () => {
     // Taken while gc runs every 0.3 s with no grace: a snapshot's chunks are pinned until it is recorded.
@@ -34,7 +27,7 @@ describe('periodic storage gc', () => {
     expect(before).toBeGreaterThan(9_000_000);
 
     expect((await api(gw.url, 'DELETE', `/api/v1/snapshots/${dropped.body.snapshot_id}`)).status).toBe(204);
-    await until('the deleted snapshot’s 6 MB left the store', () => before - storedBytes() > 5_900_000);
+    await waitFor('the deleted snapshot’s 6 MB to leave the store', () => before - storedBytes() > 5_900_000, 15_000);
     expect(storedBytes()).toBeGreaterThan(3_000_000);
 
     const restored = await execute({ mode: 'checkpointed', checkpoint: kept.body.snapshot_id, command: 'md5sum /workspace/kept' });
