@@ -1,16 +1,9 @@
 // Input files (`files`) of executions, persistent execs and forks: written before the command runs, part of the
 // result cache's key, and every bad path or content answered with a 400 that leaves nothing behind.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { describe, expect, it } from 'vitest';
+import { api, useTestGateway } from '../helpers/gateway.js';
 
-let gw: TestGateway;
-
-beforeAll(async () => {
-  gw = await startTestGateway();
-});
-afterAll(async () => {
-  await gw?.close();
-});
+const gw = useTestGateway();
 
 const execute = (body: unknown) => api(gw.url, 'POST', '/api/v1/execute', body);
 

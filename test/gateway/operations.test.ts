@@ -1,15 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { OPERATIONS } from '../../src/gateway/openapi.js';
-import { api, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { api, startTestGateway, useTestGateway } from '../helpers/gateway.js';
 
-let gw: TestGateway;
-
-beforeAll(async () => {
-  gw = await startTestGateway();
-});
-afterAll(async () => {
-  await gw?.close();
-});
+const gw = useTestGateway();
 
 describe('operations', () => {
   it('health probes the engine', async () => {

@@ -1,15 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { describe, expect, it } from 'vitest';
+import { api, useTestGateway } from '../helpers/gateway.js';
 import { TestStream } from '../helpers/ws.js';
 
-let gw: TestGateway;
-
-beforeAll(async () => {
-  gw = await startTestGateway({ env: { FAAS_IDLE_CHECK_MS: '200' } });
-});
-afterAll(async () => {
-  await gw?.close();
-});
+const gw = useTestGateway({ env: { FAAS_IDLE_CHECK_MS: '200' } });
 
 const seqOf = (e: { seq?: number }) => e.seq ?? -1;
 

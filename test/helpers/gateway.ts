@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { type RunningGateway, startGateway } from '../../src/gateway/server.js';
 
@@ -54,6 +55,37 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
       await Promise.all(mine.map((c) => runtime.remove(c.id).catch(() => undefined)));
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * A gateway started before the calling file's (or describe block's) tests and closed after them. Its properties
+ * are read when used, so `gw.url` works inside tests.
+ */
+export function useTestGateway(opts: TestGatewayOptions = {}): TestGateway {
+  let started: TestGateway | undefined;
+  beforeAll(async () => {
+    started = await startTestGateway(opts);
+  });
+  afterAll(async () => {
+    await started?.close();
+  });
+  const current = (): TestGateway => {
+    if (!started) throw new Error('the test gateway is used before its beforeAll ran (use it inside tests)');
+    return started;
+  };
+  return {
+    get url() {
+      return current().url;
+    },
+    get dataDir() {
+      return current().dataDir;
+    },
+    get gateway() {
+      return current().gateway;
+    },
+    stop: () => current().stop(),
+    close: () => current().close(),
   };
 }
 

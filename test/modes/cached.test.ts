@@ -1,14 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { describe, expect, it } from 'vitest';
+import { api, useTestGateway } from '../helpers/gateway.js';
 
-let gw: TestGateway;
-
-beforeAll(async () => {
-  gw = await startTestGateway({ env: { FAAS_CACHE_TTL_S: '3600' } });
-});
-afterAll(async () => {
-  await gw?.close();
-});
+const gw = useTestGateway({ env: { FAAS_CACHE_TTL_S: '3600' } });
 
 const execute = (body: unknown, headers?: Record<string, string>) => api(gw.url, 'POST', '/api/v1/execute', body, headers);
 const uuid = 'cat /proc/sys/kernel/random/uuid';

@@ -1,18 +1,11 @@
 // The gateway's periodic storage gc: deleting a snapshot drops its references at once, and its blobs leave the
 // disk at the next gc; what is still referenced stays and restores.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { storageGcSettingsFromEnv } from '../../src/platform/storage-gc.js';
-import { api, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { api, useTestGateway } from '../helpers/gateway.js';
 import { waitFor } from '../helpers/wait.js';
 
-let gw: TestGateway;
-
-beforeAll(async () => {
-  gw = await startTestGateway({ env: { FAAS_STORAGE_GC_INTERVAL_S: '0.3', FAAS_STORAGE_GC_GRACE_S: '0' } });
-});
-afterAll(async () => {
-  await gw?.close();
-});
+const gw = useTestGateway({ env: { FAAS_STORAGE_GC_INTERVAL_S: '0.3', FAAS_STORAGE_GC_GRACE_S: '0' } });
 
 const execute = (body: unknown) => api(gw.url, 'POST', '/api/v1/execute', body);
 const storedBytes = () => gw.gateway.platform.blobs.stats().stored_bytes;
