@@ -153,11 +153,13 @@ export async function createPlatform(config: GatewayConfig): Promise<Platform> {
     storageGc,
     async close() {
       clearInterval(idleTimer);
-      await storageGc.close();
+      // Stops at once; a run waiting for a pause is let go when the executor releases the waiters.
+      const gcStopped = storageGc.close();
       await executor.close();
       await pools.close();
       sandboxes.close();
       await runtime.close();
+      await gcStopped;
       await blobs.close();
       db.close();
     },
