@@ -327,7 +327,9 @@ export class SnapshotService {
       throw new FaasError('internal_error', `restoring snapshot ${snapshot.id} into sandbox ${sandboxId} failed (the sandbox was removed): ${errorMessage(err)}`);
     }
     this.setOrigin(sandboxId, snapshot.id);
-    this.refer(snapshot.id, snapshot.blobId);
+    // Only while it is still recorded: re-adding the reference of a snapshot deleted during the restore would keep
+    // its blobs from gc for good.
+    if (this.row(snapshot.id)) this.refer(snapshot.id, snapshot.blobId);
   }
 
   /**
