@@ -26,6 +26,8 @@ export class StorageGc {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<GcReport | null> | null = null;
   private closed = false;
+  /** Stops a run under way at close: the rest waits for the next start, shutdown does not wait for it. */
+  private readonly stop = new AbortController();
   /** The last run's outcome, for whoever asks why space is (not) coming back. */
   last: { at: Date; report: GcReport } | { at: Date; error: string } | null = null;
 
@@ -52,7 +54,7 @@ export class StorageGc {
     await this.quiet.wait();
     if (this.closed) return null;
     try {
-      const report = await this.blobs.gc({ graceMs: this.settings.graceMs });
+      const report = await this.blobs.gc({ graceMs: this.settings.graceMs, signal: this.stop.signal });
       this.last = { at: new Date(), report };
       this.metrics.storageGcRemovedBlobs.inc(report.removed);
       this.metrics.storageGcRemovedBytes.inc(report.removedBytes);
@@ -65,9 +67,10 @@ export class StorageGc {
     }
   }
 
-  /** Stops the schedule and waits for a run under way, so the store is not closed under it. */
+  /** Stops the schedule and a run under way (at its next blob), and waits for it, so the store is not closed under it. */
   async close(): Promise<void> {
     this.closed = true;
+    this.stop.abort();
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.running;

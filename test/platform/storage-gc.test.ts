@@ -34,7 +34,7 @@ describe('StorageGc', () => {
     expect(blobs.gc).not.toHaveBeenCalled();
     await vi.advanceTimersByTimeAsync(60);
     expect(blobs.gc).toHaveBeenCalledTimes(1);
-    expect(blobs.gc).toHaveBeenCalledWith({ graceMs: 5000 });
+    expect(blobs.gc).toHaveBeenCalledWith({ graceMs: 5000, signal: expect.any(AbortSignal) });
     await vi.advanceTimersByTimeAsync(1000);
     expect(blobs.gc).toHaveBeenCalledTimes(2); // at 2000 ms: no execution since
     expect([await count('faas_storage_gc_removed_blobs_total'), await count('faas_storage_gc_removed_bytes_total')]).toEqual([6, 8192]);
