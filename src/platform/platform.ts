@@ -109,7 +109,7 @@ export async function createPlatform(config: GatewayConfig): Promise<Platform> {
     forkRetainMax: forkSettings.retainMax,
   });
   const forks = new ForkService(executor, sandboxes, snapshots, forkSettings);
-  const storageGc = new StorageGc(blobs, quiet, metrics, storageGcSettingsFromEnv(env));
+  const storageGc = new StorageGc(blobs, quiet, metrics, storageGcSettingsFromEnv(env, storage.s3 !== null));
   snapshots.sweepInternal(forkSettings.retentionMs);
 
   store.failInterruptedExecutions('the gateway stopped while this execution ran', new Date().toISOString());

@@ -9,15 +9,20 @@ import type { PlatformMetrics } from './metrics.js';
 import type { QuietTime } from './quiet-time.js';
 
 export interface StorageGcSettings {
-  /** How often gc runs (FAAS_STORAGE_GC_INTERVAL_S, default 3600 s; 0: never, `faas storage gc` by hand). */
+  /**
+   * How often gc runs (FAAS_STORAGE_GC_INTERVAL_S; 0: never, `faas storage gc` by hand). Default 3600 s, but 0 with
+   * an S3 tier: gc removes blobs from the bucket too, and a bucket shared by several gateways holds blobs that only
+   * the others reference (their snapshots, chunks deduplicated across nodes). Set it where one gateway owns the
+   * bucket; FAAS_L1_MAX_BYTES bounds the local disk either way.
+   */
   intervalMs: number;
   /** Unreferenced blobs younger than this are kept (FAAS_STORAGE_GC_GRACE_S, default 3600 s). */
   graceMs: number;
 }
 
-export function storageGcSettingsFromEnv(env: NodeJS.ProcessEnv): StorageGcSettings {
+export function storageGcSettingsFromEnv(env: NodeJS.ProcessEnv, hasObjectStore: boolean): StorageGcSettings {
   return {
-    intervalMs: numberFromEnv(env, 'FAAS_STORAGE_GC_INTERVAL_S', 3600, 0) * 1000,
+    intervalMs: numberFromEnv(env, 'FAAS_STORAGE_GC_INTERVAL_S', hasObjectStore ? 0 : 3600, 0) * 1000,
     graceMs: numberFromEnv(env, 'FAAS_STORAGE_GC_GRACE_S', 3600, 0) * 1000,
   };
 }

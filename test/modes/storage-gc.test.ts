@@ -31,10 +31,13 @@ describe('periodic storage gc', () => {
     expect(gw.gateway.platform.storageGc.last).toMatchObject({ report: expect.objectContaining({ kept: expect.any(Number) }) });
   });
 
-  it('reads its settings from the environment: hourly by default, 0 turns it off, nonsense is refused by name', () => {
-    expect(storageGcSettingsFromEnv({})).toEqual({ intervalMs: 3_600_000, graceMs: 3_600_000 });
-    expect(storageGcSettingsFromEnv({ FAAS_STORAGE_GC_INTERVAL_S: '0' }).intervalMs).toBe(0);
-    expect(() => storageGcSettingsFromEnv({ FAAS_STORAGE_GC_GRACE_S: '-1' })).toThrow(/FAAS_STORAGE_GC_GRACE_S="-1" must be a number >= 0/);
-    expect(() => storageGcSettingsFromEnv({ FAAS_STORAGE_GC_INTERVAL_S: 'hourly' })).toThrow(/FAAS_STORAGE_GC_INTERVAL_S/);
+  it('reads its settings from the environment: hourly by default (off by default with an S3 tier), 0 turns it off, nonsense is refused by name', () => {
+    expect(storageGcSettingsFromEnv({}, false)).toEqual({ intervalMs: 3_600_000, graceMs: 3_600_000 });
+    expect(storageGcSettingsFromEnv({ FAAS_STORAGE_GC_INTERVAL_S: '0' }, false).intervalMs).toBe(0);
+    // With an S3 tier (maybe shared with other gateways) it runs only when asked for.
+    expect(storageGcSettingsFromEnv({}, true).intervalMs).toBe(0);
+    expect(storageGcSettingsFromEnv({ FAAS_STORAGE_GC_INTERVAL_S: '600' }, true).intervalMs).toBe(600_000);
+    expect(() => storageGcSettingsFromEnv({ FAAS_STORAGE_GC_GRACE_S: '-1' }, false)).toThrow(/FAAS_STORAGE_GC_GRACE_S="-1" must be a number >= 0/);
+    expect(() => storageGcSettingsFromEnv({ FAAS_STORAGE_GC_INTERVAL_S: 'hourly' }, false)).toThrow(/FAAS_STORAGE_GC_INTERVAL_S/);
   });
 });
