@@ -14,7 +14,7 @@ import zlib from 'node:zlib';
 import fs from 'node:fs';
 import path from 'node:path';
 import type Docker from 'dockerode';
-import { type BuildImageRequest, type ImageBuildEvent, type ImageInfo, MAX_TEMPLATE_CONTEXT_BYTES } from '@faas/protocol';
+import { type BuildImageRequest, type ImageBuildEvent, type ImageInfo, LIMITS, MAX_TEMPLATE_CONTEXT_BYTES } from '@faas/protocol';
 import { FaasError, errorMessage } from '../errors.js';
 import { BASE_IMAGES, RECIPE_LABEL } from '../runtimes/docker/base-images.js';
 import { checkImageName, engineError, isNotFound } from '../runtimes/docker/engine-errors.js';
@@ -26,7 +26,7 @@ export const TENANT_LABEL = 'faas.tenant';
 const DEFAULT_TENANT = 'default';
 
 /** Bounds of a build: its RUN steps share these, whatever the Dockerfile does. */
-export const BUILD_LIMITS = { memoryBytes: 2 * 1024 ** 3, cpuCores: 2, timeoutMs: 30 * 60_000 } as const;
+export const BUILD_LIMITS = { memoryBytes: 2 * 1024 ** 3, cpuCores: 2, timeoutMs: LIMITS.maxBuildMs } as const;
 export const DOCKERFILE_NAME = '.faas-template.Dockerfile';
 
 /** Relative path inside a context: no absolute paths, no `..`. */

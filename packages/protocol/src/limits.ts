@@ -31,6 +31,8 @@ export const LIMITS = {
   /** How long a prewarm waits for its pool to be full by default, and at most. */
   defaultPrewarmWaitS: 60,
   maxPrewarmWaitS: 600,
+  /** How long a template build may run before the gateway cancels it (the SDK and CLI wait a little longer). */
+  maxBuildMs: 30 * 60_000,
 } as const;
 
 export const DEFAULT_IMAGE = 'faas/busybox:latest';

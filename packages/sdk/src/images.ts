@@ -2,19 +2,19 @@
  * `client.images`: the images sandboxes can run (built-ins and templates), and user templates built from a
  * Dockerfile, with the build log streamed (NDJSON) to `onLog`.
  */
-import { ImageBuildEvent } from '@faas/protocol';
+import { ImageBuildEvent, LIMITS } from '@faas/protocol';
 import { FaasError, ValidationError, errorFromWire } from './errors.js';
 import { readNdjsonBody, type Transport } from './http.js';
 import { buildImageRequestToWire, imageFromWire, imageListFromWire, type BuildImageOptions, type ImageInfo } from './wire-admin.js';
 
 const NDJSON = 'application/x-ndjson';
-/** Default deadline of a build (pulling a base image and running its steps can take a while). */
-export const DEFAULT_BUILD_TIMEOUT_MS = 10 * 60_000;
+/** Default deadline of a build: as long as the gateway lets one run (then it answers why), plus a minute. */
+export const DEFAULT_BUILD_TIMEOUT_MS = LIMITS.maxBuildMs + 60_000;
 
 export interface BuildCallbacks {
   /** Called with each line of the build log as it arrives; the call then streams (NDJSON). */
   onLog?: (line: string) => void;
-  /** Deadline of the whole build, in ms (default 10 minutes, at least the client's `timeoutMs`). */
+  /** Deadline of the whole build, in ms (default 31 minutes: the gateway cancels a build after 30; at least the client's `timeoutMs`). */
   timeoutMs?: number;
 }
 

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import Docker from 'dockerode';
 import { loadConfig } from '../../config.js';
 import { errorMessage } from '../../errors.js';
-import { BUILD_LIMITS, TemplateService, tarDirectory } from '../../platform/templates.js';
+import { TemplateService, tarDirectory } from '../../platform/templates.js';
 import { BASE_IMAGES, type BaseImage, ensureBaseImage } from '../../runtimes/docker/base-images.js';
 import type { FaasClient, NetworkMode } from '@faas/sdk';
 import { CliError, type Command } from '../command.js';
@@ -69,12 +69,6 @@ async function buildBuiltin(docker: Docker, image: BaseImage, force: boolean): P
   }
 }
 
-/**
- * How long the CLI waits for a template build: the gateway cancels builds after BUILD_LIMITS.timeoutMs (30 min) and
- * says so; the SDK's own default (10 min) would give up on builds the gateway still runs.
- */
-const BUILD_TIMEOUT_MS = BUILD_LIMITS.timeoutMs + 60_000;
-
 /** Builds a template through the gateway (the SDK's `images.build`), printing its log as it streams. */
 async function buildTemplate(client: FaasClient, opts: { name: string; file: string; dir: string; network?: string | undefined; json: boolean }): Promise<number> {
   let dockerfile: string;
@@ -87,7 +81,7 @@ async function buildTemplate(client: FaasClient, opts: { name: string; file: str
   }
   const onLog = (line: string) => console.log(opts.json ? JSON.stringify({ type: 'log', line }) : line);
   const image = await withErrors(() =>
-    client.images.build({ name: opts.name, dockerfile, context, ...(opts.network ? { network: opts.network as NetworkMode } : {}) }, { onLog, timeoutMs: BUILD_TIMEOUT_MS }),
+    client.images.build({ name: opts.name, dockerfile, context, ...(opts.network ? { network: opts.network as NetworkMode } : {}) }, { onLog }),
   );
   console.log(opts.json ? JSON.stringify({ type: 'done', image }) : `built ${image.name} (${image.id?.slice(7, 19) ?? '?'})`);
   return 0;
