@@ -16,7 +16,8 @@ let tmp: string;
 const sandboxes: string[] = [];
 const sessions: string[] = [];
 
-const tmux = (...args: string[]): string => execFileSync('tmux', args, { encoding: 'utf8' });
+// A tmux server of this test's own (-S: its socket in the test's folder), never the user's default one.
+const tmux = (...args: string[]): string => execFileSync('tmux', ['-S', path.join(tmp, 'tmux.sock'), ...args], { encoding: 'utf8' });
 const screen = (session: string): string => tmux('capture-pane', '-p', '-t', session);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -49,6 +50,11 @@ afterEach(async () => {
 });
 afterAll(async () => {
   await gw?.close();
+  try {
+    if (tmp) tmux('kill-server');
+  } catch {
+    // no server was started, or it ended with its last session
+  }
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 

@@ -19,7 +19,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await first?.close();
   await second?.close();
-  await s3?.stop();
+  await s3?.destroy();
   if (saved.id === undefined) delete process.env.AWS_ACCESS_KEY_ID;
   else process.env.AWS_ACCESS_KEY_ID = saved.id;
   if (saved.secret === undefined) delete process.env.AWS_SECRET_ACCESS_KEY;

@@ -7,7 +7,8 @@ import { openDatabase } from '../../src/db/sqlite.js';
 import { SnapshotService } from '../../src/platform/snapshots.js';
 import type { Runtime } from '../../src/runtimes/runtime.js';
 import { BlobStore } from '../../src/storage/index.js';
-import { prng, tmpDir } from '../storage/helpers.js';
+import { prng } from '../storage/helpers.js';
+import { tmpDir } from '../storage/tmp-dir.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {

@@ -9,7 +9,8 @@ import {
   InvalidBlobIdError,
   silentLogger,
 } from '../../src/storage/index.js';
-import { blobFile, prng, sha256, textLike, tmpDir } from './helpers.js';
+import { blobFile, prng, sha256, textLike } from './helpers.js';
+import { tmpDir } from './tmp-dir.js';
 
 const stores: BlobStore[] = [];
 async function open(dataDir = tmpDir(), extra: Partial<Parameters<typeof BlobStore.open>[0]> = {}) {

@@ -2,7 +2,8 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { blobFile, prng, sha256, tmpDir } from './helpers.js';
+import { blobFile, prng, sha256 } from './helpers.js';
+import { tmpDir } from './tmp-dir.js';
 
 const VITE_NODE = path.resolve('node_modules/.bin/vite-node');
 const CLI = path.resolve('test/storage/fixtures/faas-cli.ts');

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BlobCorruptError, BlobNotFoundError, BlobStore, StreamChunker, chunkLengths, silentLogger } from '../../src/storage/index.js';
 import { chunkBoundaries } from '../../src/storage/chunker.js';
-import { blobFile, prng, sha256, textLike, tmpDir } from './helpers.js';
+import { blobFile, prng, sha256, textLike } from './helpers.js';
+import { tmpDir } from './tmp-dir.js';
 
 const MiB = 1024 * 1024;
 const stores: BlobStore[] = [];

@@ -5,7 +5,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BlobStore, StorageFullError, silentLogger } from '../../src/storage/index.js';
 import { migrateStorage } from '../../src/storage/schema.js';
 import { openDatabase } from '../../src/db/sqlite.js';
-import { blobFile, prng, sha256, tmpDir } from './helpers.js';
+import { blobFile, prng, sha256 } from './helpers.js';
+import { tmpDir } from './tmp-dir.js';
 
 const stores: BlobStore[] = [];
 afterEach(async () => {

@@ -3,10 +3,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-export function tmpDir(prefix = 'faas-storage-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-}
-
 export function sha256(b: Uint8Array): string {
   return crypto.createHash('sha256').update(b).digest('hex');
 }

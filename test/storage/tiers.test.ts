@@ -1,8 +1,10 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BlobCorruptError, BlobStore, silentLogger, type BlobStoreOptions } from '../../src/storage/index.js';
 import { blobKey } from '../../src/storage/s3-tier.js';
-import { blobFile, prng, textLike, tmpDir } from './helpers.js';
+import { blobFile, prng, textLike } from './helpers.js';
+import { tmpDir } from './tmp-dir.js';
 import { TestS3, startBrokenS3 } from './s3-server.js';
 
 let s3: TestS3;
@@ -180,7 +182,7 @@ describe('faas storage replicate (CLI, in-process) with L2 from the environment'
   it('put leaves uploads queued; replicate drains them', async () => {
     const { command } = await import('../../src/cli/commands/storage.js');
     const dataDir = tmpDir();
-    const file = `${dataDir}.input`;
+    const file = path.join(tmpDir(), 'input');
     fs.writeFileSync(file, textLike(3 * 1024 * 1024, 99));
     const saved = { ...process.env };
     Object.assign(process.env, {
