@@ -30,8 +30,7 @@ export function storageGcSettingsFromEnv(env: NodeJS.ProcessEnv, hasObjectStore:
 export class StorageGc {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<GcReport | null> | null = null;
-  private closed = false;
-  /** Stops a run under way at close: the rest waits for the next start, shutdown does not wait for it. */
+  /** Aborted by close(): stops a run under way (the rest waits for the next start) and one still waiting to start. */
   private readonly stop = new AbortController();
   /** The last run's outcome, for whoever asks why space is (not) coming back. */
   last: { at: Date; report: GcReport } | { at: Date; error: string } | null = null;
@@ -57,7 +56,7 @@ export class StorageGc {
 
   private async run(): Promise<GcReport | null> {
     await this.quiet.wait();
-    if (this.closed) return null;
+    if (this.stop.signal.aborted) return null;
     try {
       const report = await this.blobs.gc({ graceMs: this.settings.graceMs, signal: this.stop.signal });
       this.last = { at: new Date(), report };
@@ -74,7 +73,6 @@ export class StorageGc {
 
   /** Stops the schedule and a run under way (at its next blob), and waits for it, so the store is not closed under it. */
   async close(): Promise<void> {
-    this.closed = true;
     this.stop.abort();
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
