@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { openDatabase, type Db } from '../db/sqlite.js';
 import { DEFAULT_CHUNK_SIZES, StreamChunker, chunkBoundaries, validateChunkSizes, type ChunkSizes } from './chunker.js';
-import { CodecPool, INLINE_BYTES, core, type CodecChoice, type CodecName, type HashWriteResult } from './codec.js';
+import { CodecPool, INLINE_BYTES, core, joinParts, type CodecChoice, type CodecName, type HashWriteResult } from './codec.js';
 import type { CoreError, ManifestEntry } from './codec-core.js';
 import type { S3TierConfig } from './config.js';
 import {
@@ -203,10 +203,6 @@ interface StoredChunks {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** The bytes of `parts` as one buffer (a view when there is one part). */
-function joined(parts: Buffer[], size: number): Buffer {
-  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
-}
 /** A DELETING row older than this belongs to a crashed gc: a put may take the id over. */
 const STALE_DELETING_MS = 30_000;
 
@@ -746,7 +742,7 @@ export class BlobStore {
         wrote({ id: res.id, kind: KIND_DATA, size, storedSize: res.storedSize, codec: res.codec!, isRoot: false });
       } else {
         // Its file existed when the worker looked, but the database does not know it (or it was being deleted).
-        wrote(await this.writeData(res.id, joined(parts, size), choice, false, pin));
+        wrote(await this.writeData(res.id, joinParts(parts), choice, false, pin));
       }
     };
     let more = true;

@@ -112,6 +112,11 @@ function coreError(e: { code: string; message: string }): CoreError {
   return err;
 }
 
+/** The bytes of `parts` as one buffer (the part itself when there is one: no copy). */
+export function joinParts(parts: readonly Uint8Array[]): Uint8Array {
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
 /** Jobs at or below this size run in the calling thread (the smallest chunks, 16 KiB, still go to a worker). */
 export const INLINE_BYTES = 16 * 1024;
 
@@ -197,7 +202,7 @@ export class CodecPool {
    */
   async hashWrite(job: Omit<HashWriteJob, 'data'> & { data: Uint8Array | readonly Uint8Array[] }): Promise<HashWriteResult> {
     const parts = job.data instanceof Uint8Array ? [job.data] : job.data;
-    return this.offload<HashWriteResult>('hashWrite', job, parts) ?? core().hashWrite({ ...job, data: parts.length === 1 ? parts[0]! : Buffer.concat(parts) });
+    return this.offload<HashWriteResult>('hashWrite', job, parts) ?? core().hashWrite({ ...job, data: joinParts(parts) });
   }
 
   /**
