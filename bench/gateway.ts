@@ -11,13 +11,6 @@ import { exitOf, startServe } from '../test/helpers/serve-process.js';
 
 export const BENCH_LABEL = 'faas.bench';
 
-/**
- * Dependency caches are the default tenant's named volumes, kept across gateways on purpose (they may be the
- * user's own): the bench's gateways leave them off so that a run leaves none behind (the dependencies suite makes
- * and removes its own).
- */
-export const NO_CACHES = { FAAS_DEPENDENCY_CACHES: 'off' };
-
 export interface ServedGateway {
   url: string;
   pid: number;
@@ -34,7 +27,7 @@ export interface ServedGateway {
  */
 export async function serveGateway(workDir: string, name: string, env: Record<string, string> = {}): Promise<ServedGateway> {
   const dataDir = path.join(workDir, name);
-  const serve = await startServe(['--data-dir', dataDir], { ...NO_CACHES, ...env });
+  const serve = await startServe(['--data-dir', dataDir], env);
   const db = openDatabase(dataDir);
   const instance = (db.prepare("SELECT value FROM platform_settings WHERE key = 'instance_id'").get() as { value: string }).value;
   db.close();
@@ -65,7 +58,9 @@ export async function serveGateway(workDir: string, name: string, env: Record<st
 /** An in-process gateway on a free port with its own data dir; `env` overrides configuration. */
 export async function benchGateway(workDir: string, name: string, env: Record<string, string> = {}): Promise<RunningGateway & { dispose(): Promise<void> }> {
   const dataDir = path.join(workDir, name);
-  const config = loadConfig({ host: '127.0.0.1', port: 0, dataDir }, { ...process.env, ...NO_CACHES, ...env });
+  // Dependency caches are the default tenant's volumes, kept across gateways on purpose (they may be the user's
+  // own): off here, as startServe and the test gateways leave them, so a run leaves none behind.
+  const config = loadConfig({ host: '127.0.0.1', port: 0, dataDir }, { ...process.env, FAAS_DEPENDENCY_CACHES: 'off', ...env });
   const gateway = await startGateway({ ...config, logLevel: 'silent' });
   return {
     ...gateway,

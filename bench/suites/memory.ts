@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { exitOf, startServe } from '../../test/helpers/serve-process.js';
-import { NO_CACHES, post } from '../gateway.js';
+import { post } from '../gateway.js';
 import type { BenchRow, BenchSuite } from '../lib.js';
 
 function rssMiB(pid: number): number {
@@ -19,7 +19,7 @@ export const suite: BenchSuite = {
   name: 'memory',
   async run({ quick, workDir }) {
     const dataDir = path.join(workDir, 'memory');
-    const serve = await startServe(['--data-dir', dataDir], NO_CACHES);
+    const serve = await startServe(['--data-dir', dataDir]);
     const pid = serve.child.pid!;
     const rows: BenchRow[] = [];
     const ids: string[] = [];

@@ -9,7 +9,7 @@ import Docker from 'dockerode';
 import WebSocket from 'ws';
 import { loadConfig } from '../../src/config.js';
 import { exitOf, startServe } from '../../test/helpers/serve-process.js';
-import { NO_CACHES, post, timeIt } from '../gateway.js';
+import { post, timeIt } from '../gateway.js';
 import { type BenchRow, type BenchSuite, summarize } from '../lib.js';
 
 const MB = 1e6;
@@ -68,7 +68,7 @@ export const suite: BenchSuite = {
   name: 'stream',
   async run({ quick, workDir }) {
     const dataDir = path.join(workDir, 'stream');
-    const serve = await startServe(['--data-dir', dataDir], NO_CACHES);
+    const serve = await startServe(['--data-dir', dataDir]);
     const docker = new Docker({ socketPath: loadConfig().dockerSocket });
     const rows: BenchRow[] = [];
     try {
