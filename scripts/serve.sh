@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec bin/faas.js serve "$@"  # its shebang sets the heap flags the gateway runs with
+exec bin/faas.js serve "$@"  # run directly: its first lines start Node with the gateway's heap flag

@@ -14,7 +14,7 @@ export interface ServeProcess {
 
 /** Starts the gateway on a free port and resolves once it printed where it listens. */
 export function startServe(args: string[], env: Record<string, string> = {}): Promise<ServeProcess> {
-  // Through its shebang, as users run it (it carries the gateway's V8 heap flags).
+  // Run directly, as users run it: its first lines start Node with the gateway's V8 heap flag.
   const child = spawn(FAAS_BIN, ['serve', '--port', '0', ...args], {
     // Dependency caches (volumes that outlive the gateway) stay off unless a caller asks for them.
     env: { ...process.env, FAAS_DEPENDENCY_CACHES: 'off', ...env },
